@@ -1,0 +1,104 @@
+"""The control API tests use to drive the sandbox: faults, the clock, deliveries, state.
+
+``POST /__control/faults``  {"gateway": "rbs", "op": "getOrderStatusExtended",
+                            "fault": "http_503", "count": 2, "params": {}}
+``DELETE /__control/faults``                 disarm everything
+``POST /__control/clock``   {"advance": 1200}  move the sandbox's clock forward (seconds)
+``POST /__control/settings`` {"delivery:rbs": "hold"}  change run-time settings
+``POST /__control/deliver`` {"id": "…"} or {"gateway": "rbs"}  send held deliveries now
+``GET  /__state``           every document, armed fault and delivery, as JSON
+``POST /__reset``           forget everything
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, jsonify, request
+
+from sandbox import delivery
+from sandbox.faults import store
+
+bp = Blueprint("control", __name__)
+
+
+def _json() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, "a JSON object is expected")
+    return body
+
+
+@bp.post("/__control/faults")
+def arm_fault():
+    body = _json()
+    try:
+        store().arm(
+            str(body["gateway"]),
+            str(body.get("op", "*")),
+            str(body["fault"]),
+            int(body.get("count", 1)),
+            dict(body.get("params") or {}),
+        )
+    except (KeyError, TypeError, ValueError):
+        abort(400, "gateway and fault are required; count is a number")
+    return jsonify(faults=store().faults()), 201
+
+
+@bp.delete("/__control/faults")
+def disarm_faults():
+    with store().transaction() as conn:
+        conn.execute("DELETE FROM fault")
+    return jsonify(faults=[])
+
+
+@bp.post("/__control/clock")
+def move_clock():
+    try:
+        seconds = float(_json()["advance"])
+    except (KeyError, TypeError, ValueError):
+        abort(400, "advance (seconds) is required")
+    now = store().advance(seconds)
+    # Let each protocol notice what the new time means (expiries, reversals).
+    for sweep in current_app.extensions.get("sandbox_sweeps", []):
+        sweep(current_app._get_current_object())
+    return jsonify(now=now)
+
+
+@bp.post("/__control/settings")
+def change_settings():
+    for name, value in _json().items():
+        store().set_setting(name, value)
+    return jsonify(ok=True)
+
+
+@bp.post("/__control/deliver")
+def deliver_held():
+    body = _json()
+    jobs = store().all("delivery")
+    chosen = [
+        j
+        for j in jobs
+        if j["state"] in ("held", "dropped")
+        and (j["id"] == body.get("id") or j["gateway"] == body.get("gateway"))
+    ]
+    copies = int(body.get("copies", 1))
+    for job in chosen:
+        store().update("delivery", job["id"], lambda d: d.update(state="queued"))
+        for _ in range(copies):
+            delivery.start(current_app._get_current_object(), job["id"])
+    return jsonify(sent=[j["id"] for j in chosen])
+
+
+@bp.get("/__state")
+def state():
+    s = store()
+    with s._lock:
+        kinds = [r[0] for r in s._conn.execute("SELECT DISTINCT kind FROM doc").fetchall()]
+    return jsonify(
+        now=s.now(), faults=s.faults(), **{kind: s.all(kind) for kind in kinds}
+    )
+
+
+@bp.post("/__reset")
+def reset():
+    store().reset()
+    return jsonify(ok=True)

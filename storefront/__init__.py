@@ -1,0 +1,83 @@
+"""Storefront: a Flask shop that hands payments off to a gateway by redirect and gets them back.
+
+``create_app`` is the application factory: configuration from defaults, then ``STOREFRONT_*``
+environment variables, then ``test_config``; then extensions, blueprints, error pages, security
+headers and commands, each registered by its own function.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+
+from storefront import config as configuration
+from storefront.extensions import csrf, db, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: Mapping | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.update(configuration.load(app.instance_path, os.environ, test_config))
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_templating(app)
+    register_security(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    # Import the models so that metadata knows every table (migrations, create_all).
+    from storefront.catalogue import models as _catalogue  # noqa: F401
+    from storefront.orders import models as _orders  # noqa: F401
+    from storefront.payments import models as _payments  # noqa: F401
+
+
+def register_blueprints(app: Flask) -> None:
+    from storefront.cart.views import bp as cart
+    from storefront.catalogue.views import bp as catalogue
+    from storefront.checkout.views import bp as checkout
+    from storefront.orders.views import bp as orders
+    from storefront.payments.callback_views import bp as callbacks
+    from storefront.payments.return_views import bp as returns
+
+    for blueprint in (catalogue, cart, checkout, orders, returns, callbacks):
+        app.register_blueprint(blueprint)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from storefront.errors import init_app
+
+    init_app(app)
+
+
+def register_templating(app: Flask) -> None:
+    from storefront.templating import init_app
+
+    init_app(app)
+
+
+def register_security(app: Flask) -> None:
+    from storefront.security import init_app
+
+    init_app(app)
+
+
+def register_commands(app: Flask) -> None:
+    from storefront.cli import init_app
+
+    init_app(app)

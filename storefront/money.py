@@ -1,0 +1,108 @@
+"""Money: integer minor units plus an ISO 4217 currency, everywhere inside the shop.
+
+Conversions happen only at the edges: each gateway's wire format (minor units for BPC/RBS,
+decimal major units for AltaPay and InterPay) and the customer's display (the ``money`` filter).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from babel import Locale
+from babel.numbers import format_currency
+
+
+class UnsupportedCurrency(ValueError):
+    """A currency the shop has no ISO 4217 data for."""
+
+
+@dataclass(frozen=True)
+class CurrencyInfo:
+    code: str  # ISO 4217 alphabetic, e.g. "EUR"
+    numeric: str  # ISO 4217 numeric, three digits, e.g. "978"
+    exponent: int  # minor unit digits: 2 for EUR, 0 for JPY, 3 for KWD
+
+
+# ISO 4217: alphabetic code, numeric code, minor unit exponent.
+_ISO_4217 = """
+AED 784 2  AMD 051 2  AUD 036 2  BGN 975 2  BHD 048 3  BRL 986 2  BYN 933 2  BZD 084 2
+CAD 124 2  CHF 756 2  CLP 152 0  CNY 156 2  CZK 203 2  DKK 208 2  DZD 012 2  EUR 978 2
+GBP 826 2  GEL 981 2  HKD 344 2  HUF 348 2  IDR 360 2  ILS 376 2  INR 356 2  IQD 368 3
+ISK 352 0  JOD 400 3  JPY 392 0  KGS 417 2  KRW 410 0  KWD 414 3  KZT 398 2  LYD 434 3
+MXN 484 2  MYR 458 2  NOK 578 2  NZD 554 2  OMR 512 3  PLN 985 2  RON 946 2  RSD 941 2
+RUB 643 2  SAR 682 2  SEK 752 2  SGD 702 2  THB 764 2  TND 788 3  TRY 949 2  UAH 980 2
+USD 840 2  UZS 860 2  VND 704 0  ZAR 710 2
+"""
+_BY_CODE = {
+    code: CurrencyInfo(code, numeric, int(exponent))
+    for code, numeric, exponent in re.findall(r"([A-Z]{3}) (\d{3}) (\d)", _ISO_4217)
+}
+_BY_NUMERIC = {info.numeric: info for info in _BY_CODE.values()}
+
+
+def currency_info(code: str) -> CurrencyInfo:
+    """Look up a currency by its alphabetic or numeric ISO 4217 code."""
+    key = str(code).strip().upper()
+    info = _BY_CODE.get(key) or _BY_NUMERIC.get(key.zfill(3) if key.isdigit() else key)
+    if info is None:
+        raise UnsupportedCurrency(f"unknown or unsupported ISO 4217 currency {code!r}")
+    return info
+
+
+def to_major(amount: int, currency: str) -> str:
+    """Minor units to a decimal string with exactly the currency's digits: 1250 EUR -> '12.50'."""
+    exponent = currency_info(currency).exponent
+    if exponent == 0:
+        return str(amount)
+    sign = "-" if amount < 0 else ""
+    whole, fraction = divmod(abs(amount), 10**exponent)
+    return f"{sign}{whole}.{fraction:0{exponent}d}"
+
+
+def to_two_decimals(amount: int, currency: str) -> str:
+    """Major units with exactly two decimals, as AltaPay and InterPay want them: 500 JPY -> '500.00'."""
+    exponent = currency_info(currency).exponent
+    value = Decimal(amount).scaleb(-exponent)
+    if value != value.quantize(Decimal("0.01")):
+        raise ValueError(f"{amount} {currency} cannot be written with two decimals")
+    return f"{value:.2f}"
+
+
+_DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def from_major(text: str, currency: str) -> int:
+    """A gateway's decimal major-unit string to minor units: '12.50' EUR -> 1250.
+
+    Raises ``ValueError`` for anything that is not a plain decimal or that has more digits than
+    the currency's minor unit: a gateway amount that does not convert exactly is not ours.
+    """
+    text = str(text).strip()
+    if not _DECIMAL.match(text):
+        raise ValueError(f"not a decimal amount: {text!r}")
+    exponent = currency_info(currency).exponent
+    value = Decimal(text).scaleb(exponent)
+    if value != value.to_integral_value():
+        raise ValueError(f"{text} has more decimals than {currency} allows")
+    return int(value)
+
+
+def format_money(amount: int, currency: str, locale: str = "en_IE") -> str:
+    """Minor units to what a person reads: 1250, 'EUR' -> '€12.50'; 1250, 'KWD' -> 'KWD1.250'.
+
+    The locale decides symbol, placement and separators; the ISO exponent decides the digits
+    (CLDR's own preference differs for a few currencies).
+    """
+    info = currency_info(currency)
+    standard = Locale.parse(locale).currency_formats["standard"].pattern.split(";")[0]
+    fraction = "." + "0" * info.exponent if info.exponent else ""
+    pattern = re.sub(r"0(\.0+)?(?=[^0-9.]*$)", "0" + fraction, standard, count=1)
+    return format_currency(
+        Decimal(amount).scaleb(-info.exponent),
+        info.code,
+        format=pattern,
+        locale=locale,
+        currency_digits=False,
+    )

@@ -1,0 +1,115 @@
+"""Orders: what the customer bought, frozen at placement, and the history of its state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from storefront.extensions import db
+from storefront.timeutil import now_utc
+
+
+class OrderState(StrEnum):
+    PENDING_PAYMENT = "pending_payment"  # placed, stock reserved, waiting for the gateway's word
+    AUTHORIZED = "authorized"  # the money is held (two-phase); the operator captures it
+    PAID = "paid"
+    ON_HOLD = "on_hold"  # the gateway's answer did not match the order: the operator decides
+    EXPIRED = "expired"  # never paid within the payment window; stock released
+    CANCELLED = "cancelled"  # an authorization voided by the operator; stock released
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+class Order(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # What the customer and the operator quote: random digits, not a count of our sales.
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    # The unguessable key of the receipt page (at least 128 random bits): no cookie needed.
+    receipt_token: Mapped[str] = mapped_column(String(64), unique=True)
+    # One checkout form, one order: a double click or a second tab finds the same order.
+    checkout_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(32), default=OrderState.PENDING_PAYMENT, index=True)
+
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(300))
+    city: Mapped[str] = mapped_column(String(120))
+    postcode: Mapped[str] = mapped_column(String(20))
+    country: Mapped[str] = mapped_column(String(2))
+
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[int]  # minor units, the sum of the frozen lines
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=now_utc, onupdate=now_utc
+    )
+    # Until then the reserved stock is held for this order's payment.
+    payment_due_by: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        back_populates="order", order_by="OrderLine.id", cascade="all, delete-orphan"
+    )
+    events: Mapped[list[OrderEvent]] = relationship(
+        back_populates="order", order_by="OrderEvent.id", cascade="all, delete-orphan"
+    )
+    attempts: Mapped[list[PaymentAttempt]] = relationship(  # noqa: F821
+        back_populates="order", order_by="PaymentAttempt.seq"
+    )
+
+    @property
+    def latest_attempt(self):
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def is_payable(self) -> bool:
+        return self.state == OrderState.PENDING_PAYMENT
+
+
+class OrderLine(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("product.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    unit_price: Mapped[int]
+    quantity: Mapped[int]
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+    @property
+    def total(self) -> int:
+        return self.unit_price * self.quantity
+
+
+class OrderEvent(db.Model):
+    """One change of an order's state, and why."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    order: Mapped[Order] = relationship(back_populates="events")
+
+
+class OutboxMessage(db.Model):
+    """A message to send once, written in the same transaction as the change that causes it.
+
+    The unique (kind, order) pair makes the write itself exactly-once; the drain after the commit
+    sends what is unsent, so a crash between commit and send is made good by the next drain.
+    """
+
+    __table_args__ = (UniqueConstraint("kind", "order_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    tries: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")

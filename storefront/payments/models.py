@@ -1,0 +1,115 @@
+"""Payment attempts (one per hand-off to a gateway) and the evidence of every exchange."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from storefront.extensions import db
+from storefront.timeutil import now_utc
+
+
+class AttemptState(StrEnum):
+    CREATED = "created"  # row written, gateway not yet asked
+    REDIRECTED = "redirected"  # the gateway registered it; the customer was sent to its page
+    PENDING = "pending"  # the gateway says: not decided yet
+    UNKNOWN = "unknown"  # we could not learn the gateway's answer (timeout, 5xx, garbage)
+    AUTHORIZED = "authorized"  # held, to be captured
+    PAID = "paid"  # captured
+    DECLINED = "declined"
+    CANCELLED = "cancelled"  # by the customer on the gateway's page
+    EXPIRED = "expired"
+    FAILED_TO_START = "failed_to_start"  # the gateway refused to register it
+    VOIDED = "voided"
+    MISMATCH = "mismatch"  # the gateway's answer is not for this order/amount/currency
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+
+
+OPEN_STATES = (
+    AttemptState.CREATED,
+    AttemptState.REDIRECTED,
+    AttemptState.PENDING,
+    AttemptState.UNKNOWN,
+)
+FAILED_STATES = (
+    AttemptState.DECLINED,
+    AttemptState.CANCELLED,
+    AttemptState.EXPIRED,
+    AttemptState.FAILED_TO_START,
+)
+
+
+class PaymentAttempt(db.Model):
+    __table_args__ = (
+        UniqueConstraint("order_id", "seq"),
+        UniqueConstraint("gateway", "reference"),
+        Index("ix_payment_attempt_gateway_gateway_id", "gateway", "gateway_id", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
+    seq: Mapped[int]  # 1, 2, … per order: "try again" makes a new attempt
+    gateway: Mapped[str] = mapped_column(String(20))
+    # Our id for this attempt at the gateway (RBS orderNumber, AltaPay shop_orderid, InterPay
+    # REQUESTID): unique per attempt, so a retried registration can never make a second payment.
+    reference: Mapped[str] = mapped_column(String(40))
+    # Unguessable key of this attempt's return URL.
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    gateway_id: Mapped[str | None] = mapped_column(String(64))  # mdOrder / PaymentRequestId / SECUREID
+    redirect_url: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(24), default=AttemptState.CREATED, index=True)
+
+    amount: Mapped[int]  # minor units, frozen from the order
+    currency: Mapped[str] = mapped_column(String(3))
+    authorized: Mapped[int] = mapped_column(default=0)
+    captured: Mapped[int] = mapped_column(default=0)
+    refunded: Mapped[int] = mapped_column(default=0)
+
+    masked_card: Mapped[str] = mapped_column(String(32), default="")
+    gateway_ref: Mapped[str] = mapped_column(String(64), default="")  # approval code / transaction
+    message: Mapped[str] = mapped_column(String(300), default="")  # safe to show the customer
+    # Adapter-specific ids the back office needs later (AltaPay transaction id, InterPay REFNUM).
+    gateway_data_json: Mapped[str] = mapped_column(Text, default="{}")
+
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=now_utc, onupdate=now_utc
+    )
+    returned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    order: Mapped[Order] = relationship(back_populates="attempts")  # noqa: F821
+    events: Mapped[list[PaymentEvent]] = relationship(
+        back_populates="attempt", order_by="PaymentEvent.id"
+    )
+
+    @property
+    def gateway_data(self) -> dict:
+        return json.loads(self.gateway_data_json or "{}")
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    @property
+    def has_failed(self) -> bool:
+        return self.state in FAILED_STATES
+
+
+class PaymentEvent(db.Model):
+    """Evidence: one exchange with a gateway or one decision about an attempt, secrets redacted."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("payment_attempt.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    # request, response, callback, return, decision, error
+    kind: Mapped[str] = mapped_column(String(20))
+    summary: Mapped[str] = mapped_column(String(300))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    attempt: Mapped[PaymentAttempt] = relationship(back_populates="events")
