@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from storefront import config as configuration
 from storefront.extensions import csrf, db, migrate
@@ -28,6 +29,10 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     )
     app.config.update(configuration.load(app.instance_path, os.environ, test_config))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if app.config["PROXY_COUNT"]:
+        # Behind a load balancer: take the client's address and scheme from the trusted proxies.
+        count = int(app.config["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -45,9 +50,12 @@ def register_extensions(app: Flask) -> None:
     from storefront.catalogue import models as _catalogue  # noqa: F401
     from storefront.orders import models as _orders  # noqa: F401
     from storefront.payments import models as _payments  # noqa: F401
+    from storefront import ratelimit as _ratelimit  # noqa: F401
+    from storefront.admin import models as _admin  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:
+    from storefront.admin.views import bp as admin
     from storefront.cart.views import bp as cart
     from storefront.catalogue.views import bp as catalogue
     from storefront.checkout.views import bp as checkout
@@ -55,7 +63,7 @@ def register_blueprints(app: Flask) -> None:
     from storefront.payments.callback_views import bp as callbacks
     from storefront.payments.return_views import bp as returns
 
-    for blueprint in (catalogue, cart, checkout, orders, returns, callbacks):
+    for blueprint in (catalogue, cart, checkout, orders, returns, callbacks, admin):
         app.register_blueprint(blueprint)
 
 
@@ -78,6 +86,8 @@ def register_security(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from storefront.admin.cli import init_app as init_admin_cli
     from storefront.cli import init_app
 
     init_app(app)
+    init_admin_cli(app)

@@ -36,6 +36,7 @@ NUMBER_KEYS = {
     "ORDERS_PER_PAGE",
     "ORDER_PAYMENT_WINDOW",
     "STATUS_RECHECK_SECONDS",
+    "PROXY_COUNT",
 }
 
 
@@ -72,6 +73,9 @@ def defaults(instance_path: str) -> dict:
         # A pending page asks the gateway again at most this often per payment, in seconds.
         "STATUS_RECHECK_SECONDS": 5,
         "MAIL_URL": "",
+        "MAIL_FROM": "shop@storefront.invalid",
+        # How many reverse proxies in front of the shop to trust for X-Forwarded-* headers.
+        "PROXY_COUNT": 0,
         "RATELIMIT_ENABLED": True,
     }
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import requests
 
 from sandbox import create_app as create_sandbox
-from tests.servers import serving
+from tests.servers import LiveServer, serving
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +56,147 @@ class SandboxControl:
         r = self.http.get(f"{self.url}/__state", timeout=5)
         r.raise_for_status()
         return r.json()
+
+
+@pytest.fixture
+def app(tmp_path):
+    """The shop on a fresh SQLite database of its own, pointed at no live gateway."""
+    from storefront import create_app
+    from storefront.extensions import db
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret-key-" + "x" * 32,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}",
+            "SANDBOX": False,
+            "RATELIMIT_ENABLED": False,
+        }
+    )
+    with app.app_context():
+        db.create_all()
+    yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def shop_config(tmp_path, public_url: str, sandbox_url: str, **overrides) -> dict:
+    """A shop on its own SQLite file, talking to the sandbox at ``sandbox_url`` over HTTP with
+    the sandbox's demo credentials, exactly as it would talk to a real gateway."""
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-" + "x" * 32,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}",
+        "PUBLIC_URL": public_url,
+        "SANDBOX": False,
+        "SANDBOX_URL": sandbox_url,
+        "RBS_URL": f"{sandbox_url}/rbs/payment/rest/",
+        "ALTAPAY_URL": f"{sandbox_url}/altapay/merchant/API/",
+        "INTERPAY_URL": f"{sandbox_url}/interpay/svra/ {sandbox_url}/interpay/svrb/",
+        "GATEWAYS": "rbs",
+        "GATEWAY_CONNECT_TIMEOUT": 2.0,
+        "GATEWAY_READ_TIMEOUT": 5.0,
+        "RATELIMIT_ENABLED": False,
+        "STATUS_RECHECK_SECONDS": 0,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def make_shop(tmp_path, sandbox):
+    """Start a shop on a loopback port against the live sandbox: ``make_shop(**config)``."""
+    from storefront import create_app
+    from storefront.extensions import db
+
+    servers = []
+
+    def start(**overrides) -> LiveShop:
+        server = LiveServer()
+        app = create_app(shop_config(tmp_path, server.url, sandbox.url, **overrides))
+        with app.app_context():
+            db.create_all()
+        server.app = app
+        servers.append(server.start())
+        return LiveShop(app, server.url)
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def shop(make_shop):
+    """The shop with the BPC/RBS gateway, one-phase."""
+    return make_shop()
+
+
+class LiveShop:
+    def __init__(self, app, url: str):
+        self.app = app
+        self.url = url
+
+    def db(self):
+        """``with shop.db() as session:`` — the shop's database, as the shop sees it."""
+        from contextlib import contextmanager
+
+        from storefront.extensions import db
+
+        @contextmanager
+        def scope():
+            with self.app.app_context():
+                yield db.session
+                db.session.remove()
+
+        return scope()
+
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI runs as root
+    "--disable-gpu",
+    "--disable-background-networking",  # the network is closed: no calls home
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's chromium, driven by Playwright (which never downloads a browser of its own)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, request):
+    """A fresh browser tab with JavaScript OFF: the whole shop must work without it.
+
+    ``page.shot(name)`` keeps a screenshot in test-artifacts/<test>/ for people to look at.
+    """
+    context = chromium.new_context(java_script_enabled=False, viewport={"width": 1200, "height": 900})
+    tab = context.new_page()
+    folder = ARTIFACTS / request.node.name
+    folder.mkdir(parents=True, exist_ok=True)
+    count = iter(range(1, 100))
+
+    def shot(name: str) -> Path:
+        path = folder / f"{next(count):02d}-{name}.png"
+        tab.screenshot(path=str(path), full_page=True)
+        return path
+
+    tab.shot = shot
+    yield tab
+    context.close()

@@ -9,12 +9,19 @@ from werkzeug.serving import make_server
 
 
 class LiveServer:
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
-        self._server = make_server(host, port, app, threaded=True)
+    """Binds first, so that an app that must know its own URL can be built afterwards and set
+    as ``server.app`` before ``start``."""
+
+    def __init__(self, app=None, host: str = "127.0.0.1", port: int = 0):
+        self.app = app
+        self._server = make_server(host, port, self._dispatch, threaded=True)
         self.host = host
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _dispatch(self, environ, start_response):
+        return self.app(environ, start_response)
 
     def start(self) -> LiveServer:
         self._thread.start()

@@ -138,7 +138,16 @@ class GatewayRefused(Exception):
 
 
 class BadNotice(ValueError):
-    """A return or callback that is malformed or fails authentication. The message is safe."""
+    """A return or callback that is malformed or fails authentication. The message is safe.
+
+    ``reference``/``gateway_id`` name the attempt it claims to be about, where they could be
+    read, so that the refused notice is still kept in that attempt's evidence.
+    """
+
+    def __init__(self, message: str, reference: str | None = None, gateway_id: str | None = None):
+        super().__init__(message)
+        self.reference = reference
+        self.gateway_id = gateway_id
 
 
 class Journal(Protocol):

@@ -81,6 +81,11 @@ class PaymentAttempt(db.Model):
         DateTime(timezone=True), default=now_utc, onupdate=now_utc
     )
     returned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A back-office action under way ("capture:500", "void", "refund:300"), claimed with a
+    # conditional update so that a double click never calls the gateway twice. It stays set when
+    # the gateway's answer was lost, until the reconciler learns the outcome.
+    action: Mapped[str | None] = mapped_column(String(40))
+    action_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     order: Mapped[Order] = relationship(back_populates="attempts")  # noqa: F821

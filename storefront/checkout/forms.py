@@ -1,0 +1,44 @@
+"""Checkout forms. Only what the customer types is read: prices come from the catalogue."""
+
+from __future__ import annotations
+
+from babel import Locale
+from flask_wtf import FlaskForm
+from wtforms import EmailField, HiddenField, RadioField, SelectField, StringField
+from wtforms.validators import Email, InputRequired, Length, Regexp
+
+
+def country_choices() -> list[tuple[str, str]]:
+    names = Locale.parse("en").territories
+    # Two-letter codes are countries; numeric ones are regions such as "Europe".
+    return sorted(((code, name) for code, name in names.items() if code.isalpha()),
+                  key=lambda pair: pair[1])
+
+
+class DetailsForm(FlaskForm):
+    email = EmailField("Email", validators=[InputRequired(), Email(), Length(max=254)])
+    name = StringField("Full name", validators=[InputRequired(), Length(max=200)])
+    address = StringField("Street address", validators=[InputRequired(), Length(max=300)])
+    city = StringField("City", validators=[InputRequired(), Length(max=120)])
+    postcode = StringField("Postcode", validators=[InputRequired(), Length(max=20)])
+    country = SelectField("Country", validators=[InputRequired()])
+    gateway = RadioField("Pay with", validators=[InputRequired()])
+
+
+class PlaceOrderForm(FlaskForm):
+    """The review page's button. The key makes a second submission find the first order."""
+
+    checkout_key = HiddenField(validators=[InputRequired(), Regexp(r"^[A-Za-z0-9_-]{16,64}$")])
+
+
+class PayForm(FlaskForm):
+    """'Try again' on a failure page: a new attempt for the same order."""
+
+    gateway = RadioField("Pay with", validators=[InputRequired()])
+
+
+class LookupForm(FlaskForm):
+    """"Did my payment go through?" — a guest finds an order by its number and email."""
+
+    number = StringField("Order number", validators=[InputRequired(), Length(max=16)])
+    email = EmailField("Email", validators=[InputRequired(), Length(max=254)])

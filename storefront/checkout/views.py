@@ -1,0 +1,119 @@
+"""Checkout for guests: details, review, then "Continue to secure payment".
+
+Placing the order freezes the cart into an order, reserves the stock, creates a payment attempt,
+registers it with the gateway and answers 303 to the gateway's page. The review form carries a
+checkout key, so a double click or a second tab finds the order already placed and is sent to
+the same payment instead of making a second order or a second registration.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
+
+from storefront.cart import service as cart_service
+from storefront.checkout.forms import DetailsForm, PlaceOrderForm, country_choices
+from storefront.gateways import offered
+from storefront.orders import service as orders
+from storefront.orders.views import continue_payment
+from storefront.payments.service import PaymentNotStarted, start_payment
+from storefront.ratelimit import limited
+
+bp = Blueprint("checkout", __name__, url_prefix="/checkout")
+
+DETAILS = "checkout"  # session key of the customer's details between the two steps
+KEY = "checkout_key"
+
+
+def _details_form() -> DetailsForm:
+    form = DetailsForm(data=session.get(DETAILS))
+    form.country.choices = country_choices()
+    form.gateway.choices = [(g.name, g.title) for g in offered()]
+    if not form.gateway.data and form.gateway.choices:
+        form.gateway.data = form.gateway.choices[0][0]
+    return form
+
+
+@bp.route("/", methods=("GET", "POST"))
+def start():
+    """The customer's details and the choice of payment method."""
+    cart = cart_service.read_cart()
+    if cart.is_empty:
+        flash("Your cart is empty.", "error")
+        return redirect(url_for("cart.show"))
+    form = _details_form()
+    if form.validate_on_submit():
+        session[DETAILS] = {
+            name: getattr(form, name).data.strip()
+            for name in ("email", "name", "address", "city", "postcode", "country", "gateway")
+        }
+        return redirect(url_for("checkout.review"), code=303)
+    return render_template("checkout/details.html", form=form, cart=cart)
+
+
+@bp.get("/review")
+def review():
+    """The frozen-to-be order: lines, total, details, and the button that places it."""
+    details = session.get(DETAILS)
+    cart = cart_service.read_cart()
+    if cart.is_empty:
+        return redirect(url_for("cart.show"))
+    if not details:
+        return redirect(url_for("checkout.start"))
+    session.setdefault(KEY, orders.new_token())
+    form = PlaceOrderForm(checkout_key=session[KEY])
+    gateway = next((g for g in offered() if g.name == details["gateway"]), None)
+    return render_template(
+        "checkout/review.html", cart=cart, details=details, form=form, gateway=gateway,
+        country=dict(country_choices()).get(details["country"], details["country"]),
+    )
+
+
+@bp.post("/place")
+@limited("place-order", limit=20, per=60)
+def place():
+    """Place the order and hand the customer to the gateway.
+
+    :raise 400: the form is not ours (CSRF) or its key is malformed.
+    :raise 429: too many orders from this address in a minute.
+    """
+    form = PlaceOrderForm()
+    if not form.validate_on_submit():
+        abort(400, "The order form was incomplete. Please review your order and try again.")
+    key = form.checkout_key.data
+    existing = orders.find_by_checkout_key(key)
+    if existing is not None:  # a second click or tab: the same order, the same payment
+        return continue_payment(existing)
+    details = session.get(DETAILS)
+    cart = cart_service.read_cart()
+    if not details or cart.is_empty:
+        flash("Your cart or details changed. Please review your order again.", "error")
+        return redirect(url_for("cart.show"))
+    if cart.notices:  # prices or stock changed since the review: show the new total first
+        for text in cart.notices:
+            flash(text, "error")
+        return redirect(url_for("checkout.review"))
+    if details.get("gateway") not in {g.name for g in offered()}:
+        return redirect(url_for("checkout.start"))
+    customer = orders.CustomerDetails(
+        **{k: details[k] for k in ("email", "name", "address", "city", "postcode", "country")}
+    )
+    try:
+        order, created = orders.place_order(
+            [(line.product, line.quantity) for line in cart.lines], customer, key
+        )
+    except orders.OutOfStock as short:
+        flash(f"Sorry, not enough stock left for: {', '.join(short.names)}.", "error")
+        return redirect(url_for("cart.show"))
+    if not created:
+        return continue_payment(order)
+    previous = session.get("open_order")
+    cart_service.clear()
+    session.pop(KEY, None)
+    session["open_order"] = order.receipt_token
+    if previous:
+        orders.abandon(previous, f"replaced by order {order.number}")
+    try:
+        attempt = start_payment(order, details["gateway"])
+    except PaymentNotStarted:
+        return redirect(url_for("orders.show", token=order.receipt_token), code=303)
+    return redirect(attempt.redirect_url, code=303)

@@ -1,0 +1,48 @@
+"""Commands: ``flask seed``, ``flask payments reconcile``."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from storefront.extensions import db
+
+payments_cli = AppGroup("payments", help="Payment maintenance.")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(seed)
+    app.cli.add_command(payments_cli)
+
+
+@click.command("seed")
+@click.option("--products", default=0, help="Extra generated products (for benchmarks).")
+def seed(products: int) -> None:
+    """Load the demo catalogue into an empty database (creating tables if there are none)."""
+    from storefront.catalogue.seed import seed_demo_catalogue
+
+    db.create_all()
+    created = seed_demo_catalogue(extra_products=products)
+    click.echo(f"seeded {created} products" if created else "catalogue already present")
+
+
+@payments_cli.command("reconcile")
+@click.option("--older-than", default=60.0, help="Only attempts at least this many seconds old.")
+@click.option("--every", default=0.0, help="Repeat every N seconds (a worker loop); 0 = once.")
+def reconcile(older_than: float, every: float) -> None:
+    """Ask the gateways about unfinished payments; expire orders past their payment window.
+
+    Safe to run from cron or as a worker in any number of copies at once.
+    """
+    from storefront.payments.reconciler import reconcile as run
+
+    while True:
+        counts = run(older_than=older_than)
+        click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
+        db.session.remove()
+        if not every:
+            return
+        time.sleep(every)

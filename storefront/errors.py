@@ -1,0 +1,64 @@
+"""Error pages: every failure a person can cause gets a clear page, never a stack trace."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from storefront.extensions import db
+
+MESSAGES = {
+    400: ("Bad request", "The request could not be understood. Nothing was changed."),
+    403: ("Not allowed", "This action is not allowed."),
+    404: ("Not found", "There is nothing here. The link may be mistyped or out of date."),
+    405: ("Method not allowed", "This page cannot be used that way."),
+    409: ("Conflict", "This changed in the meantime. Please reload and try again."),
+    413: ("Too large", "The request was too large."),
+    429: ("Too many requests", "Please wait a moment before trying again."),
+    500: ("Something went wrong", "An error occurred on our side. Nothing was charged twice."),
+    502: ("Payment service unavailable", "We could not reach the payment service."),
+    503: ("Temporarily unavailable", "Please try again in a minute."),
+}
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def render_error(code: int, detail: str | None = None):
+    title, message = MESSAGES.get(code, ("Error", "The request could not be completed."))
+    if _wants_text():
+        return f"{code} {title}: {detail or message}\n", code, {"Content-Type": "text/plain"}
+    return render_template("errors/error.html", code=code, title=title,
+                           message=detail or message), code
+
+
+def _wants_text() -> bool:
+    # Gateways calling our server-to-server endpoints get a short plain-text answer, except
+    # AltaPay's result pages, whose answer the gateway shows the customer.
+    kind = (request.view_args or {}).get("kind")
+    return request.blueprint == "callbacks" and kind not in ("ok", "fail", "open")
+
+
+def _csrf_error(error: CSRFError):
+    return render_error(
+        400, "This form has expired or was sent from elsewhere. Please go back, reload and retry."
+    )
+
+
+def _http_error(error: HTTPException):
+    code = error.code or 500
+    detail = error.description if code in (400, 409) and error.description else None
+    if detail and detail == type(error).description:
+        detail = None
+    return render_error(code, detail)
+
+
+def _unexpected(error: Exception):
+    # Roll back whatever the failed request left half-done before rendering the page.
+    db.session.rollback()
+    current_app.logger.error("unhandled error", exc_info=error)
+    return render_error(500)

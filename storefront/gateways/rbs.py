@@ -1,0 +1,286 @@
+"""BPC/RBS eCommerce API (``register.do`` → ``formUrl``; ``getOrderStatusExtended.do`` decides).
+
+Protocol rules this adapter follows (gateways.md §2):
+- amounts are integers in minor units; currency is the ISO 4217 *numeric* code;
+- ``orderNumber`` must be unique per merchant, so each attempt gets ``<order>_<n>``;
+- the browser return carries only ``orderId`` and is unsigned: it is a trigger, nothing more;
+- ``errorCode`` says whether the *query* worked, ``orderStatus`` what happened to the money;
+  numbers may arrive as strings, and the legacy API capitalises its keys;
+- callbacks are signed with HMAC-SHA256 over the sorted ``name;value;`` pairs, upper-case hex.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from storefront.gateways.base import (
+    AttemptRef,
+    BadNotice,
+    GatewayError,
+    GatewayRefused,
+    HttpGateway,
+    Journal,
+    Notice,
+    Outcome,
+    PaymentRequest,
+    Redirect,
+    Result,
+    Trigger,
+)
+from storefront.money import UnsupportedCurrency, currency_info
+
+# orderStatus → what it means for the money (gateways.md §2.4).
+ORDER_STATUS = {
+    0: Outcome.PENDING,  # registered, not paid yet
+    1: Outcome.AUTHORIZED,  # held (two-phase), to be deposited
+    2: Outcome.PAID,  # authorized and deposited
+    3: Outcome.VOIDED,  # authorization reversed
+    4: Outcome.REFUNDED,
+    5: Outcome.PENDING,  # 3-D Secure in progress at the issuer
+    6: Outcome.DECLINED,
+    7: Outcome.PENDING,  # pending payment (newer API versions)
+    8: Outcome.PAID,  # intermediate completion: partly deposited
+}
+ACTION_CODE_EXPIRED = -2007  # the payment page session ran out
+ACTION_CODE_CANCELLED = 10  # the cardholder cancelled
+GATEWAY_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def from_config(config: Mapping) -> RbsGateway:
+    return RbsGateway(
+        url=config["RBS_URL"],
+        username=config["RBS_USERNAME"],
+        password=config["RBS_PASSWORD"],
+        callback_key=config["RBS_CALLBACK_KEY"],
+        two_phase=bool(config["RBS_TWO_PHASE"]),
+        connect_timeout=float(config["GATEWAY_CONNECT_TIMEOUT"]),
+        read_timeout=float(config["GATEWAY_READ_TIMEOUT"]),
+    )
+
+
+def checksum(params: Mapping[str, str], key: str) -> str:
+    """The callback checksum: drop ``checksum``/``sign_alias``, sort by name, HMAC the pairs."""
+    signed = "".join(
+        f"{name};{value};"
+        for name, value in sorted(params.items())
+        if name not in ("checksum", "sign_alias")
+    )
+    return hmac.new(key.encode(), signed.encode(), hashlib.sha256).hexdigest().upper()
+
+
+class RbsGateway(HttpGateway):
+    name = "rbs"
+    title = "Card (BPC/RBS)"
+    supports_refund = True
+
+    def __init__(self, *, url, username, password, callback_key, two_phase, **timeouts):
+        super().__init__(**timeouts)
+        self.base = url if url.endswith("/") else url + "/"
+        self.credentials = {"userName": username, "password": password}
+        self.callback_key = callback_key
+        self.two_phase = two_phase
+
+    # Starting a payment -------------------------------------------------------------------
+    def reference_for(self, order_number: str, seq: int) -> str:
+        # A failed attempt's number cannot be registered again (errorCode 1), so every attempt
+        # has its own; "_" is the separator the official plugins split on.
+        return f"{order_number}_{seq}"
+
+    def start(self, request: PaymentRequest, journal: Journal) -> Redirect:
+        fields = {
+            "orderNumber": request.reference,
+            "amount": str(request.amount),
+            "currency": currency_info(request.currency).numeric,
+            "returnUrl": request.return_url,
+            "failUrl": request.fail_url,
+            # Sber-era deployments reject long descriptions and %, +, CR, LF in them.
+            "description": re.sub(r"[%+\r\n]", " ", request.description)[:24],
+            "language": request.language,
+            "email": request.email,
+            "jsonParams": json.dumps({"email": request.email}),
+        }
+        if request.callback_urls.get("callback"):
+            fields["dynamicCallbackUrl"] = request.callback_urls["callback"]
+        method = "registerPreAuth.do" if self.two_phase else "register.do"
+        # Not retried: a lost answer to a registration that did happen would meet errorCode 1
+        # and give no formUrl; the attempt is left unknown and the customer starts another.
+        data = self._call(method, fields, journal, retry_safe=False)
+        error = _int(_get(data, "errorCode"), default=0)
+        order_id, form_url = _get(data, "orderId"), _get(data, "formUrl")
+        if error != 0 or not order_id or not form_url:
+            message = str(_get(data, "errorMessage") or "registration refused")
+            raise GatewayRefused(message, code=str(error))
+        if not GATEWAY_ID.match(str(order_id)) or not str(form_url).startswith(("https://", "http://")):
+            raise GatewayError("rbs: register answered an unusable orderId or formUrl")
+        return Redirect(gateway_id=str(order_id), url=str(form_url))
+
+    # What came back -----------------------------------------------------------------------
+    def parse_return(self, args: Mapping[str, str]) -> Notice:
+        order_id = args.get("orderId") or args.get("mdOrder")
+        if order_id is not None and not GATEWAY_ID.match(order_id):
+            raise BadNotice("The payment reference in the link is malformed.")
+        return Notice(trigger=Trigger.RETURN, gateway_id=order_id)
+
+    def parse_callback(self, kind: str, form: Mapping[str, str], journal: Journal) -> Notice:
+        params = {k: str(v) for k, v in form.items()}
+        journal.record("callback", f"callback {params.get('operation', '?')}", _show(params))
+        md_order, number = params.get("mdOrder"), params.get("orderNumber")
+        if not md_order or not GATEWAY_ID.match(md_order) or not number:
+            raise BadNotice("mdOrder and orderNumber are required", reference=number)
+        if self.callback_key:
+            given = params.get("checksum", "")
+            expected = checksum(params, self.callback_key)
+            # Constant-time: the comparison must not tell an attacker how much of it was right.
+            if not given or not hmac.compare_digest(given.upper(), expected):
+                raise BadNotice("checksum missing or wrong", reference=number, gateway_id=md_order)
+        # Even a signed callback only says that something happened: the status query decides.
+        return Notice(trigger=Trigger.CALLBACK, kind=kind, reference=number, gateway_id=md_order)
+
+    def fetch_result(self, attempt: AttemptRef, journal: Journal) -> Result:
+        query = {"orderId": attempt.gateway_id} if attempt.gateway_id else {}
+        query = query or {"orderNumber": attempt.reference}
+        data = self._call("getOrderStatusExtended.do", query, journal, retry_safe=True)
+        return self._result(data, attempt)
+
+    def acknowledge(self, attempt: AttemptRef, journal: Journal) -> Result | None:
+        return None  # nothing to acknowledge: BPC/RBS decides without the shop's confirmation
+
+    # Back office ----------------------------------------------------------------------------
+    def capture(self, attempt: AttemptRef, amount: int, journal: Journal) -> Result:
+        return self._order_action("deposit.do", attempt, journal, amount=amount)
+
+    def void(self, attempt: AttemptRef, journal: Journal) -> Result:
+        return self._order_action("reverse.do", attempt, journal)
+
+    def refund(self, attempt: AttemptRef, amount: int, journal: Journal) -> Result:
+        # Refunds are retried by the operator; the gateway's idempotency guard is the deposited
+        # amount we expect (a second refund of the same state is refused, not repeated).
+        extra = {"expectedDepositedAmount": str(attempt.captured)} if attempt.captured else {}
+        return self._order_action("refund.do", attempt, journal, amount=amount, **extra)
+
+    def _order_action(self, method, attempt, journal, amount=None, **extra) -> Result:
+        if not attempt.gateway_id:
+            raise GatewayRefused("the gateway never registered this payment")
+        fields = {"orderId": attempt.gateway_id, **extra}
+        if amount is not None:
+            fields["amount"] = str(int(amount))
+        data = self._call(method, fields, journal, retry_safe=False)
+        error = _int(_get(data, "errorCode"), default=None)
+        if error != 0:
+            message = str(_get(data, "errorMessage") or f"{method} refused")
+            raise GatewayRefused(message, code=str(error))
+        # A successful request does not prove the money moved: ask for the state it left.
+        return self.fetch_result(attempt, journal)
+
+    # Plumbing ---------------------------------------------------------------------------------
+    def _call(self, method: str, fields: Mapping[str, str], journal: Journal, retry_safe: bool):
+        body = {**self.credentials, **fields}
+        response = self.send(
+            "POST",
+            self.base + method,
+            journal,
+            data=body,
+            retry_safe=retry_safe,
+            log_fields={**fields, "userName": self.credentials["userName"]},
+        )
+        if response.status_code != 200:
+            raise GatewayError(f"rbs: HTTP {response.status_code} from {method}")
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise GatewayError(f"rbs: {method} answered something that is not JSON") from exc
+        if not isinstance(data, dict):
+            raise GatewayError(f"rbs: {method} answered JSON that is not an object")
+        return data
+
+    def _result(self, data: Mapping[str, Any], attempt: AttemptRef) -> Result:
+        error = _int(_get(data, "errorCode"), default=0)
+        status = _int(_get(data, "orderStatus"), default=None)
+        if error != 0 or status is None:
+            # errorCode only says the query failed (not found, access denied, system error):
+            # it says nothing about the money, so the outcome is unknown, never "failed".
+            message = _get(data, "errorMessage") or "no orderStatus"
+            raise GatewayError(f"rbs: status query failed: errorCode={error} {message}")
+        action = _int(_get(data, "actionCode"), default=None)
+        outcome = ORDER_STATUS.get(status, Outcome.UNKNOWN)
+        if outcome is Outcome.DECLINED and action == ACTION_CODE_EXPIRED:
+            outcome = Outcome.EXPIRED
+        elif outcome is Outcome.DECLINED and action == ACTION_CODE_CANCELLED:
+            outcome = Outcome.CANCELLED
+        card = _get(data, "cardAuthInfo") or {}
+        amounts = _get(data, "paymentAmountInfo") or {}
+        return Result(
+            outcome=outcome,
+            gateway_id=_md_order(data) or attempt.gateway_id,
+            reference=_str(_get(data, "orderNumber")),
+            amount=_int(_get(data, "amount"), default=None),
+            currency=_alpha(_get(data, "currency")),
+            captured=_int(_get(amounts, "depositedAmount"), default=None),
+            refunded=_int(_get(amounts, "refundedAmount"), default=None),
+            masked_card=str(_get(card, "maskedPan") or _get(data, "Pan") or "")[:32],
+            gateway_ref=str(_get(card, "approvalCode") or _get(data, "approvalCode") or "")[:64],
+            codes=f"orderStatus={status} actionCode={action} errorCode={error}",
+            message=_customer_message(outcome, _get(data, "actionCodeDescription")),
+        )
+
+
+def _get(data: Mapping[str, Any], key: str) -> Any:
+    """A field by its documented name, or as the legacy API capitalises it."""
+    if not isinstance(data, Mapping):
+        return None
+    if key in data:
+        return data[key]
+    return data.get(key[:1].upper() + key[1:])
+
+
+def _int(value: Any, default):
+    """Numbers come as JSON numbers or as strings, depending on the deployment."""
+    if isinstance(value, bool) or value is None or value == "":
+        return default
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return default
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _alpha(numeric: Any) -> str | None:
+    if numeric in (None, ""):
+        return None
+    try:
+        return currency_info(str(numeric)).code
+    except UnsupportedCurrency:
+        return f"?{numeric}"  # kept visible, and never equal to an order's currency
+
+
+def _md_order(data: Mapping[str, Any]) -> str | None:
+    for attribute in _get(data, "attributes") or []:
+        if isinstance(attribute, Mapping) and attribute.get("name") == "mdOrder":
+            return str(attribute.get("value"))
+    return None
+
+
+def _customer_message(outcome: Outcome, description: Any) -> str:
+    if outcome is Outcome.EXPIRED:
+        return "The payment page timed out before the payment was completed."
+    if outcome is Outcome.CANCELLED:
+        return "The payment was cancelled on the payment page."
+    if outcome is Outcome.DECLINED:
+        # actionCodeDescription is the processing bank's text, written for cardholders.
+        text = str(description or "").strip()
+        return text[:200] if text else "The card was declined."
+    return ""
+
+
+def _show(params: Mapping[str, str]) -> str:
+    return "\n".join(
+        f"{k}={'[redacted]' if k == 'checksum' else v}" for k, v in sorted(params.items())
+    )

@@ -1,0 +1,106 @@
+"""The confirmation email, sent from the outbox after the commit that queued it.
+
+With ``STOREFRONT_MAIL_URL`` (``smtp://user:pass@host:587`` or ``smtps://…``) messages go out
+through SMTP; without it they are written to ``instance/mail/`` so the demo works offline.
+A message is claimed with a conditional update before it is sent, so concurrent drains (two
+server processes, the reconciler) never send one message twice; a claim left by a process that
+died mid-send is taken over after ``STALE_CLAIM``.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from flask import current_app, render_template, url_for
+from sqlalchemy import or_, select, update
+
+from storefront.extensions import db
+from storefront.orders.models import Order, OutboxMessage
+from storefront.timeutil import now_utc
+
+STALE_CLAIM = timedelta(minutes=5)
+SMTP_TIMEOUT = 20
+
+
+def drain(limit: int = 20) -> int:
+    """Send unsent messages; the number sent."""
+    pending = db.session.execute(
+        select(OutboxMessage.id).where(OutboxMessage.sent_at.is_(None)).limit(limit)
+    ).scalars().all()
+    sent = 0
+    for message_id in pending:
+        if _claim(message_id):
+            sent += _send(db.session.get(OutboxMessage, message_id))
+    return sent
+
+
+def _claim(message_id: int) -> bool:
+    now = now_utc()
+    claimed = db.session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == message_id,
+            OutboxMessage.sent_at.is_(None),
+            or_(OutboxMessage.claimed_at.is_(None), OutboxMessage.claimed_at < now - STALE_CLAIM),
+        )
+        .values(claimed_at=now, tries=OutboxMessage.tries + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return claimed == 1
+
+
+def _send(message: OutboxMessage) -> int:
+    order = db.session.get(Order, message.order_id)
+    try:
+        email = _compose(message.kind, order)
+        _deliver(email, f"{order.number}-{message.kind}")
+    except (OSError, smtplib.SMTPException) as exc:
+        current_app.logger.warning("mail for order %s not sent: %s", order.number, exc)
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message.id)
+            .values(claimed_at=None, last_error=str(exc)[:500])
+        )
+        db.session.commit()
+        return 0
+    db.session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == message.id).values(sent_at=now_utc())
+    )
+    db.session.commit()
+    return 1
+
+
+def _compose(kind: str, order: Order) -> EmailMessage:
+    receipt_url = current_app.config["PUBLIC_URL"] + url_for(
+        "orders.show", token=order.receipt_token
+    )
+    context = {"order": order, "receipt_url": receipt_url}
+    email = EmailMessage()
+    email["Subject"] = f"{current_app.config['SHOP_NAME']}: order {order.number} confirmed"
+    email["From"] = current_app.config.get("MAIL_FROM", "shop@storefront.invalid")
+    email["To"] = order.email
+    email.set_content(render_template(f"email/{kind}.txt", **context))
+    email.add_alternative(render_template(f"email/{kind}.html", **context), subtype="html")
+    return email
+
+
+def _deliver(email: EmailMessage, name: str) -> None:
+    url = current_app.config["MAIL_URL"]
+    if not url:
+        folder = Path(current_app.instance_path) / "mail"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.eml").write_bytes(bytes(email))
+        return
+    parts = urlsplit(url)
+    smtp_class = smtplib.SMTP_SSL if parts.scheme == "smtps" else smtplib.SMTP
+    with smtp_class(parts.hostname, parts.port or 0, timeout=SMTP_TIMEOUT) as smtp:
+        if parts.scheme == "smtp" and parts.port == 587:
+            smtp.starttls()
+        if parts.username:
+            smtp.login(unquote(parts.username), unquote(parts.password or ""))
+        smtp.send_message(email)

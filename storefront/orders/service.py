@@ -1,0 +1,236 @@
+"""Placing orders and moving them through their states, each move a guarded update.
+
+Every transition is ``UPDATE … WHERE state IN (allowed)``: whichever of several concurrent
+requests (browser return, callback, reconciler, a second server process) gets there first makes
+the change and its effects; the others find the row already moved and do nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import exc, select, update
+
+from storefront.catalogue.models import Product
+from storefront.extensions import db
+from storefront.orders.models import Order, OrderEvent, OrderLine, OrderState, OutboxMessage
+from storefront.timeutil import now_utc
+
+
+class OutOfStock(Exception):
+    """Some lines cannot be reserved; ``names`` says which."""
+
+    def __init__(self, names: list[str]):
+        super().__init__(", ".join(names))
+        self.names = names
+
+
+@dataclass(frozen=True)
+class CustomerDetails:
+    email: str
+    name: str
+    address: str
+    city: str
+    postcode: str
+    country: str
+
+
+def new_token() -> str:
+    """An unguessable URL key: 192 random bits."""
+    return secrets.token_urlsafe(24)
+
+
+def _new_number() -> str:
+    # Random, so that order numbers do not reveal how much the shop sells.
+    return str(secrets.randbelow(90_000_000) + 10_000_000)
+
+
+def find_by_checkout_key(key: str) -> Order | None:
+    return db.session.execute(select(Order).where(Order.checkout_key == key)).scalar_one_or_none()
+
+
+def place_order(lines: list[tuple[Product, int]], details: CustomerDetails, checkout_key: str):
+    """Freeze ``lines`` into a new order and reserve their stock, in one transaction.
+
+    Returns ``(order, created)``: a second submission of the same checkout form (a double click,
+    a second tab) finds the order the first one made instead of making another.
+
+    :raise OutOfStock: a line's stock ran out since the cart was shown; nothing is stored.
+    """
+    existing = find_by_checkout_key(checkout_key)
+    if existing is not None:
+        return existing, False
+    currency = current_app.config["CURRENCY"]
+    window = timedelta(seconds=float(current_app.config["ORDER_PAYMENT_WINDOW"]))
+    for _ in range(5):  # a random order number may, rarely, be taken already
+        order = Order(
+            number=_new_number(),
+            receipt_token=new_token(),
+            checkout_key=checkout_key,
+            email=details.email,
+            name=details.name,
+            address=details.address,
+            city=details.city,
+            postcode=details.postcode,
+            country=details.country,
+            currency=currency,
+            total=sum(product.price * quantity for product, quantity in lines),
+            payment_due_by=now_utc() + window,
+            lines=[
+                OrderLine(product_id=p.id, name=p.name, unit_price=p.price, quantity=q)
+                for p, q in lines
+            ],
+            events=[OrderEvent(to_state=OrderState.PENDING_PAYMENT, note="order placed")],
+        )
+        db.session.add(order)
+        try:
+            db.session.flush()
+        except exc.IntegrityError:
+            db.session.rollback()
+            existing = find_by_checkout_key(checkout_key)
+            if existing is not None:  # the other submission won the race
+                return existing, False
+            continue
+        short = _reserve_stock(lines)
+        if short:
+            db.session.rollback()
+            raise OutOfStock(short)
+        db.session.commit()
+        return order, True
+    raise RuntimeError("could not allocate an order number")
+
+
+def _reserve_stock(lines: list[tuple[Product, int]]) -> list[str]:
+    """Take the stock for every line; the names of the lines that could not be taken."""
+    short = []
+    for product, quantity in lines:
+        taken = db.session.execute(
+            update(Product)
+            .where(Product.id == product.id, Product.stock >= quantity, Product.active.is_(True))
+            .values(stock=Product.stock - quantity)
+        ).rowcount
+        if taken != 1:
+            short.append(product.name)
+    return short
+
+
+def _release_stock(order: Order) -> None:
+    for line in order.lines:
+        if line.product_id is not None:
+            db.session.execute(
+                update(Product)
+                .where(Product.id == line.product_id)
+                .values(stock=Product.stock + line.quantity)
+            )
+
+
+def lock(order_id: int) -> Order:
+    """The order, row-locked until the end of the transaction (PostgreSQL; SQLite serialises
+    writers on its own), so that concurrent settlements of one order take turns."""
+    return db.session.execute(
+        select(Order)
+        .where(Order.id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def transition(order: Order, allowed: tuple[str, ...], to: str, note: str) -> bool:
+    """Move ``order`` to ``to`` if it is in one of ``allowed``; True if this call moved it.
+
+    Effects of the move happen here, inside the caller's transaction, exactly once: stock goes
+    back on expiry or cancellation; the confirmation email is queued on payment.
+    """
+    moved = db.session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.state.in_(allowed))
+        .values(state=to, updated_at=now_utc())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved != 1:
+        return False
+    before = order.state
+    db.session.refresh(order, ["state"])
+    db.session.add(OrderEvent(order_id=order.id, from_state=before, to_state=to, note=note))
+    if to in (OrderState.EXPIRED, OrderState.CANCELLED):
+        _release_stock(order)
+    if to in (OrderState.PAID, OrderState.AUTHORIZED):
+        queue_message(order, "order_confirmation")
+    return True
+
+
+def note(order: Order, text: str) -> None:
+    """An entry in the order's history that changes nothing."""
+    db.session.add(OrderEvent(order_id=order.id, from_state=order.state, to_state=order.state,
+                              note=text))
+
+
+def queue_message(order: Order, kind: str) -> None:
+    """Queue ``kind`` for ``order`` once. Callers hold the order's lock (see ``lock``), so the
+    check cannot race; the unique (kind, order) constraint is the backstop if one ever did."""
+    exists = db.session.execute(
+        select(OutboxMessage.id).where(OutboxMessage.kind == kind, OutboxMessage.order_id == order.id)
+    ).first()
+    if exists is None:
+        db.session.add(OutboxMessage(kind=kind, order_id=order.id))
+
+
+def expire_due_orders(limit: int = 100) -> int:
+    """Expire unpaid orders past their payment window that no payment is still open for.
+
+    An attempt whose outcome we do not know keeps its order: nothing is cancelled without the
+    gateway's word (the reconciler asks it first).
+    """
+    from storefront.payments.models import OPEN_STATES, PaymentAttempt
+
+    open_attempt = (
+        select(PaymentAttempt.id)
+        .where(PaymentAttempt.order_id == Order.id, PaymentAttempt.state.in_(OPEN_STATES))
+        .exists()
+    )
+    due = db.session.execute(
+        select(Order.id)
+        .where(
+            Order.state == OrderState.PENDING_PAYMENT,
+            Order.payment_due_by < now_utc(),
+            ~open_attempt,
+        )
+        .limit(limit)
+    ).scalars().all()
+    expired = 0
+    for order_id in due:
+        order = lock(order_id)
+        if transition(order, (OrderState.PENDING_PAYMENT,), OrderState.EXPIRED,
+                      "payment window closed without a payment; stock released"):
+            expired += 1
+        db.session.commit()
+    return expired
+
+
+def abandon(receipt_token: str, why: str) -> bool:
+    """Release an unpaid order the customer replaced by a new one from the same cart.
+
+    Only an order whose every payment attempt has definitely failed is released: one that a
+    gateway might still be paying keeps its stock until the reconciler knows.
+    """
+    from storefront.payments.models import FAILED_STATES, PaymentAttempt
+
+    order = db.session.execute(
+        select(Order).where(Order.receipt_token == receipt_token)
+    ).scalar_one_or_none()
+    if order is None or order.state != OrderState.PENDING_PAYMENT:
+        return False
+    order = lock(order.id)
+    still_open = db.session.execute(
+        select(PaymentAttempt.id).where(
+            PaymentAttempt.order_id == order.id, PaymentAttempt.state.not_in(FAILED_STATES)
+        )
+    ).first()
+    moved = still_open is None and transition(
+        order, (OrderState.PENDING_PAYMENT,), OrderState.EXPIRED, why + "; stock released"
+    )
+    db.session.commit()
+    return moved

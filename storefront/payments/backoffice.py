@@ -1,0 +1,123 @@
+"""The operator's actions on a payment: capture, void, refund — on every gateway.
+
+Each action is claimed on the attempt with a conditional update (``action IS NULL``), so a
+double click or a second operator makes one gateway call, not two. The gateway's answer goes
+through ``apply_result`` like any other, and its amounts are the ones recorded. A lost answer
+leaves the claim in place and the outcome to the reconciler: nothing is assumed either way.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from storefront.extensions import db
+from storefront.gateways import get_gateway
+from storefront.gateways.base import GatewayError, GatewayRefused
+from storefront.payments.models import AttemptState, PaymentAttempt, PaymentEvent
+from storefront.gateways.base import Outcome
+from storefront.payments.service import EvidenceLog, apply_result, attempt_ref, learn
+from storefront.timeutil import now_utc
+
+
+class ActionRefused(Exception):
+    """The action is not possible now; the message is for the operator."""
+
+
+class ActionUnknown(Exception):
+    """The gateway's answer was lost; the reconciler will find out what happened."""
+
+
+def capturable(attempt: PaymentAttempt) -> int:
+    return attempt.authorized - attempt.captured if attempt.state == AttemptState.AUTHORIZED else 0
+
+
+def refundable(attempt: PaymentAttempt) -> int:
+    if attempt.state not in (AttemptState.PAID, AttemptState.PARTIALLY_REFUNDED):
+        return 0
+    return attempt.captured - attempt.refunded
+
+
+def capture(attempt: PaymentAttempt, amount: int, operator: str) -> PaymentAttempt:
+    """Capture ``amount`` (minor units) of a held payment."""
+    if not 0 < amount <= capturable(attempt):
+        raise ActionRefused(f"Only up to {capturable(attempt)} can be captured.")
+    return _run(attempt, f"capture:{amount}", operator,
+                lambda gateway, ref, log: gateway.capture(ref, amount, log))
+
+
+def void(attempt: PaymentAttempt, operator: str) -> PaymentAttempt:
+    """Release a held payment in full."""
+    if attempt.state != AttemptState.AUTHORIZED:
+        raise ActionRefused("Only a held (authorised) payment can be voided.")
+    return _run(attempt, "void", operator, lambda gateway, ref, log: gateway.void(ref, log))
+
+
+def refund(attempt: PaymentAttempt, amount: int, operator: str) -> PaymentAttempt:
+    """Refund ``amount`` (minor units) of a captured payment; never more than was captured."""
+    gateway = get_gateway(attempt.gateway)
+    if not gateway.supports_refund:
+        raise ActionRefused(f"{gateway.title} has no refund in its protocol: refund it from the "
+                            "gateway's own back office.")
+    if not 0 < amount <= refundable(attempt):
+        raise ActionRefused(f"Only up to {refundable(attempt)} can be refunded.")
+    return _run(attempt, f"refund:{amount}", operator,
+                lambda gateway, ref, log: gateway.refund(ref, amount, log))
+
+
+def _run(attempt: PaymentAttempt, action: str, operator: str, call) -> PaymentAttempt:
+    if not _claim(attempt, action):
+        raise ActionRefused("Another action on this payment is under way. Reload the page.")
+    gateway = get_gateway(attempt.gateway)
+    log = EvidenceLog()
+    log.record("decision", f"{operator} asked for {action}")
+    try:
+        result = call(gateway, attempt_ref(attempt), log)
+    except GatewayRefused as refused:
+        _release(attempt, log, f"{action} refused by the gateway: {refused}")
+        raise ActionRefused(f"The gateway refused: {refused}") from refused
+    except GatewayError as lost:
+        # The claim stays: the action may have happened. The reconciler asks the gateway.
+        _record(attempt, log, f"{action}: no answer from the gateway ({lost}); outcome unknown")
+        raise ActionUnknown(str(lost)) from lost
+    apply_result(attempt, result, log, f"back office {action}")
+    _release(attempt, EvidenceLog(), f"{action} done")
+    return attempt
+
+
+def _claim(attempt: PaymentAttempt, action: str) -> bool:
+    claimed = db.session.execute(
+        update(PaymentAttempt)
+        .where(PaymentAttempt.id == attempt.id, PaymentAttempt.action.is_(None))
+        .values(action=action, action_at=now_utc())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return claimed == 1
+
+
+def _release(attempt: PaymentAttempt, log: EvidenceLog, summary: str) -> None:
+    _record(attempt, log, summary)
+    db.session.execute(
+        update(PaymentAttempt).where(PaymentAttempt.id == attempt.id).values(action=None)
+    )
+    db.session.commit()
+    db.session.refresh(attempt)
+
+
+def _record(attempt: PaymentAttempt, log: EvidenceLog, summary: str) -> None:
+    log.save(attempt.id)
+    db.session.add(PaymentEvent(attempt_id=attempt.id, kind="decision", summary=summary[:300]))
+    db.session.commit()
+
+
+def resolve_unknown_action(attempt: PaymentAttempt) -> bool:
+    """Reconciler: learn the state a lost back-office call left, then free the attempt.
+    False (and the claim kept) while the gateway still cannot be asked."""
+    log = EvidenceLog()
+    result = learn(attempt, None, log)
+    if result.outcome is Outcome.UNKNOWN:
+        _record(attempt, log, f"{attempt.action}: gateway still silent; asking again later")
+        return False
+    apply_result(attempt, result, log, f"reconciler after lost {attempt.action}")
+    _release(attempt, EvidenceLog(), f"{attempt.action}: outcome taken from the gateway's status")
+    return True

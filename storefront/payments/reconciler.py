@@ -1,0 +1,66 @@
+"""The reconciler: what no browser or callback will tell us, we ask the gateways.
+
+``flask payments reconcile`` (cron, or the Procfile's ``worker`` loop) resolves open payments
+whose customer never came back and whose callback never came, acknowledges held payments of
+gateways that finish on our acknowledgement, learns the outcome of back-office calls whose answer
+was lost, and expires unpaid orders past their payment window, releasing their stock once.
+
+Safe in any number of processes at once: each attempt is claimed (a conditional update of its
+``checked_at``) before its gateway is asked, and every change is a guarded transition.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from storefront.extensions import db
+from storefront.gateways import get_gateway
+from storefront.orders.service import expire_due_orders
+from storefront.payments.backoffice import resolve_unknown_action
+from storefront.payments.models import AttemptState, PaymentAttempt
+from storefront.payments.service import OPEN, claim_check, settle
+from storefront.timeutil import now_utc
+
+
+def reconcile(older_than: float = 60, limit: int = 200) -> dict[str, int]:
+    """One pass. ``older_than``: leave younger attempts to their customers, in seconds."""
+    cutoff = now_utc() - timedelta(seconds=older_than)
+    counts = {"checked": 0, "changed": 0, "actions_resolved": 0, "expired_orders": 0}
+    configured = current_app.config["GATEWAYS"]
+    candidates = db.session.execute(
+        select(PaymentAttempt)
+        .where(
+            PaymentAttempt.state.in_((*OPEN, AttemptState.AUTHORIZED)),
+            PaymentAttempt.created_at < cutoff,
+            PaymentAttempt.action.is_(None),
+            PaymentAttempt.gateway.in_(configured),
+        )
+        .order_by(PaymentAttempt.id)
+        .limit(limit)
+    ).scalars().all()
+    for attempt in candidates:
+        gateway = get_gateway(attempt.gateway)
+        # A held payment waits for the operator, unless its gateway finishes on our Ack.
+        if attempt.state == AttemptState.AUTHORIZED and not getattr(gateway, "acknowledges", False):
+            continue
+        if not claim_check(attempt, older_than / 2):
+            continue  # another process has just asked
+        before = attempt.state
+        settle(attempt, source="reconciler")
+        counts["checked"] += 1
+        counts["changed"] += attempt.state != before
+    stuck = db.session.execute(
+        select(PaymentAttempt).where(
+            PaymentAttempt.action.is_not(None),
+            PaymentAttempt.action_at < cutoff,
+            PaymentAttempt.gateway.in_(configured),
+        ).limit(limit)
+    ).scalars().all()
+    for attempt in stuck:
+        if claim_check(attempt, older_than / 2):
+            counts["actions_resolved"] += resolve_unknown_action(attempt)
+    counts["expired_orders"] = expire_due_orders()
+    return counts

@@ -1,0 +1,29 @@
+"""Jinja filters and globals: the one ``money`` filter, the shop's name, the cart's size."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, session
+
+from storefront.money import format_money
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["money"] = money
+    app.context_processor(_globals)
+
+
+def money(amount: int, currency: str | None = None) -> str:
+    """``{{ product.price|money }}`` or ``{{ order.total|money(order.currency) }}``."""
+    return format_money(
+        int(amount), currency or current_app.config["CURRENCY"], current_app.config["LOCALE"]
+    )
+
+
+def _globals() -> dict:
+    cart = session.get("cart") or {}
+    count = sum(q for q in cart.values() if isinstance(q, int)) if isinstance(cart, dict) else 0
+    return {
+        "shop_name": current_app.config["SHOP_NAME"],
+        "shop_currency": current_app.config["CURRENCY"],
+        "cart_count": count,
+    }

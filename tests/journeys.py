@@ -1,0 +1,54 @@
+"""A customer's steps through the shop, as plain functions over real HTTP (tests/browser.py)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from storefront.orders.models import Order
+from storefront.payments.models import PaymentAttempt
+from tests.browser import Browser, Page
+from tests.factories import make_product
+
+CUSTOMER = {
+    "email": "ann@example.com",
+    "name": "Ann Example",
+    "address": "1 Main Street",
+    "city": "Dublin",
+    "postcode": "D01 F5P2",
+    "country": "IE",
+}
+APPROVE = "4111111111111111"
+
+
+def product(shop, **values):
+    with shop.db():
+        made = make_product(**values)
+        return made.id, made.slug
+
+
+def to_gateway(shop, browser: Browser, slug: str, quantity: int = 1, gateway: str = "rbs") -> Page:
+    """Product page → cart → details → review → "Continue to secure payment": the gateway's page."""
+    page = browser.get(f"{shop.url}/p/{slug}")
+    assert page.status == 200, page.text
+    page = browser.submit(page.form("/cart/add"), quantity=quantity)
+    assert page.status == 200, page.text
+    page = browser.get(f"{shop.url}/checkout/")
+    page = browser.submit(page.form("/checkout/"), gateway=gateway, **CUSTOMER)
+    assert "Review your order" in page, page.text
+    return browser.submit(page.form("/checkout/place"))
+
+
+def pay_rbs(browser: Browser, card: str = APPROVE, action: str = "pay") -> Page:
+    """On the BPC/RBS page: type the card and press Pay (or Cancel); follow back to the shop."""
+    form = browser.page.form(button="Cancel")
+    return browser.submit(
+        form, button=action, pan=card, expiry="12/34", cvc="123", cardholder="Ann Example"
+    )
+
+
+def latest_order(shop) -> tuple[Order, list[PaymentAttempt]]:
+    with shop.db() as session:
+        order = session.execute(select(Order).order_by(Order.id.desc())).scalars().first()
+        attempts = list(order.attempts)
+        session.expunge_all()
+        return order, attempts

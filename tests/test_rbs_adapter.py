@@ -1,0 +1,228 @@
+"""The BPC/RBS adapter against documented payloads, served over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from flask import Flask, request
+
+from storefront.gateways.base import (
+    AttemptRef,
+    BadNotice,
+    GatewayError,
+    GatewayRefused,
+    Line,
+    Outcome,
+    PaymentRequest,
+)
+from storefront.gateways.rbs import RbsGateway, checksum
+from tests.servers import serving
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "rbs"
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+class Journal:
+    def __init__(self):
+        self.records = []
+
+    def record(self, kind, summary, detail=""):
+        self.records.append((kind, summary, detail))
+
+
+class FakeGateway:
+    """A loopback HTTP server answering each method with a canned body, recording requests."""
+
+    def __init__(self):
+        self.answers: dict[str, tuple[int, str]] = {}
+        self.requests: list[tuple[str, dict]] = []
+        self.app = Flask("fake_rbs")
+        self.app.add_url_rule("/payment/rest/<method>", view_func=self.answer, methods=["POST"])
+
+    def answer(self, method):
+        self.requests.append((method, request.form.to_dict()))
+        status, body = self.answers.get(method, (404, "not found"))
+        return body, status, {"Content-Type": "application/json"}
+
+    def set(self, method: str, body, status: int = 200):
+        self.answers[method] = (status, body if isinstance(body, str) else json.dumps(body))
+
+
+@pytest.fixture
+def fake():
+    gateway = FakeGateway()
+    with serving(gateway.app) as server:
+        gateway.url = server.url
+        yield gateway
+
+
+@pytest.fixture
+def adapter(fake):
+    return RbsGateway(
+        url=f"{fake.url}/payment/rest/",
+        username="merchant-api",
+        password="s3cret-pass",
+        callback_key="ooc7slpvc61k7sf7ma7p4hrefr",
+        two_phase=False,
+        connect_timeout=2,
+        read_timeout=2,
+    )
+
+
+def payment_request(**overrides) -> PaymentRequest:
+    values = dict(
+        reference="10000001_1",
+        order_number="10000001",
+        amount=2000,
+        currency="EUR",
+        description="Order 10000001",
+        email="ann@example.com",
+        customer_name="Ann Example",
+        country="IE",
+        language="en",
+        lines=(Line("Tea", 2, 1000),),
+        return_url="https://shop.example/pay/rbs/return/tok",
+        fail_url="https://shop.example/pay/rbs/return/tok",
+        callback_urls={"callback": "https://shop.example/pay/rbs/callback"},
+    )
+    values.update(overrides)
+    return PaymentRequest(**values)
+
+
+def ref(**overrides) -> AttemptRef:
+    values = dict(reference="7005", gateway_id="01491d0b-c848-7dd6-a20d-e96900a7d8c0",
+                  amount=2000, currency="EUR")
+    values.update(overrides)
+    return AttemptRef(**values)
+
+
+@pytest.mark.parametrize("example", fixture("checksum_examples.json"))
+def test_checksum_matches_the_worked_examples(example):
+    assert checksum(example["params"], example["key"]) == example["checksum"]
+
+
+def test_register_sends_minor_units_numeric_currency_and_absolute_urls(adapter, fake):
+    fake.set("register.do", fixture("register_ok.json"))
+    journal = Journal()
+    redirect = adapter.start(payment_request(), journal)
+    assert redirect.gateway_id == "01491d0b-c848-7dd6-a20d-e96900a7d8c0"
+    assert redirect.url.startswith("https://dev.bpcbt.com/payment/merchants/")
+    method, sent = fake.requests[0]
+    assert method == "register.do"
+    assert sent["amount"] == "2000" and sent["currency"] == "978"
+    assert sent["orderNumber"] == "10000001_1"
+    assert sent["returnUrl"] == "https://shop.example/pay/rbs/return/tok"
+    assert sent["dynamicCallbackUrl"] == "https://shop.example/pay/rbs/callback"
+    logged = "\n".join(detail for _, _, detail in journal.records)
+    assert "s3cret-pass" not in logged  # the evidence log never holds the password
+
+
+def test_two_phase_registers_a_preauthorization(adapter, fake):
+    adapter.two_phase = True
+    fake.set("registerPreAuth.do", fixture("register_ok.json"))
+    adapter.start(payment_request(), Journal())
+    assert fake.requests[0][0] == "registerPreAuth.do"
+
+
+def test_register_with_three_decimal_currency_sends_minor_units(adapter, fake):
+    fake.set("register.do", fixture("register_ok.json"))
+    adapter.start(payment_request(amount=1250, currency="KWD"), Journal())
+    assert fake.requests[0][1]["amount"] == "1250"
+    assert fake.requests[0][1]["currency"] == "414"
+
+
+def test_access_denied_is_a_refusal_not_an_unknown(adapter, fake):
+    fake.set("register.do", fixture("register_access_denied.json"))
+    with pytest.raises(GatewayRefused) as refused:
+        adapter.start(payment_request(), Journal())
+    assert refused.value.code == "5"
+
+
+@pytest.mark.parametrize("status,body", [(500, "{}"), (503, "down"), (200, "<html>busy</html>"),
+                                         (200, '{"errorCo')])
+def test_register_transport_faults_are_unknown(adapter, fake, status, body):
+    fake.set("register.do", body, status=status)
+    with pytest.raises(GatewayError):
+        adapter.start(payment_request(), Journal())
+
+
+def test_status_with_numbers_as_strings_reads_paid(adapter, fake):
+    fake.set("getOrderStatusExtended.do", fixture("order_status_extended_deposited.json"))
+    result = adapter.fetch_result(ref(), Journal())
+    assert result.outcome is Outcome.PAID
+    assert (result.amount, result.currency, result.captured) == (2000, "EUR", 2000)
+    assert result.reference == "7005"
+    assert result.gateway_id == "01491d0b-c848-7dd6-a20d-e96900a7d8c0"
+    assert result.masked_card == "411111**1111"
+    assert result.gateway_ref == "123456"
+
+
+def test_status_with_legacy_capitalised_keys_reads_paid(adapter, fake):
+    fake.set("getOrderStatusExtended.do", fixture("order_status_legacy_capitalised.json"))
+    result = adapter.fetch_result(ref(), Journal())
+    assert result.outcome is Outcome.PAID
+    assert (result.amount, result.currency, result.masked_card) == (2000, "EUR", "411111**1111")
+
+
+@pytest.mark.parametrize(
+    "status,action,outcome",
+    [(0, 0, Outcome.PENDING), (1, 0, Outcome.AUTHORIZED), (2, 0, Outcome.PAID),
+     (3, 0, Outcome.VOIDED), (5, 0, Outcome.PENDING), (6, 2001, Outcome.DECLINED),
+     (6, -2007, Outcome.EXPIRED), (6, 10, Outcome.CANCELLED), ("2", "0", Outcome.PAID)],
+)
+def test_order_status_decides_the_outcome(adapter, fake, status, action, outcome):
+    fake.set("getOrderStatusExtended.do", {"errorCode": 0, "orderStatus": status,
+                                           "actionCode": action, "amount": 2000,
+                                           "currency": "978", "orderNumber": "7005"})
+    assert adapter.fetch_result(ref(), Journal()).outcome is outcome
+
+
+@pytest.mark.parametrize("body", [{"errorCode": "6", "errorMessage": "Order not found"},
+                                  {"errorCode": 7, "errorMessage": "System error"},
+                                  {"errorCode": "0"}, [1, 2]])
+def test_a_failed_status_query_is_unknown_never_failed(adapter, fake, body):
+    fake.set("getOrderStatusExtended.do", body)
+    with pytest.raises(GatewayError):
+        adapter.fetch_result(ref(), Journal())
+
+
+def test_status_query_is_retried_once_after_a_5xx(adapter, fake):
+    fake.set("getOrderStatusExtended.do", "oops", status=503)
+    with pytest.raises(GatewayError):
+        adapter.fetch_result(ref(), Journal())
+    assert [m for m, _ in fake.requests] == ["getOrderStatusExtended.do"] * 2
+
+
+def test_callback_with_the_published_checksum_is_accepted(adapter):
+    example = fixture("checksum_examples.json")[0]
+    form = {**example["params"], "checksum": example["checksum"]}
+    notice = adapter.parse_callback("callback", form, Journal())
+    assert notice.gateway_id == "06cf5599-3f17-7c86-bdbc-bd7d00a8b38b"
+    assert notice.reference == "2003"
+    assert notice.result is None  # even a signed callback is only a reason to ask
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda f: f.pop("checksum"),
+    lambda f: f.update(checksum="0" * 64),
+    lambda f: f.update(status="0"),  # a field changed after signing
+    lambda f: f.update(checksum=f["checksum"].lower()[:-1]),
+])
+def test_callback_with_missing_or_wrong_checksum_is_refused(adapter, mangle):
+    example = fixture("checksum_examples.json")[0]
+    form = {**example["params"], "checksum": example["checksum"]}
+    mangle(form)
+    with pytest.raises(BadNotice) as refused:
+        adapter.parse_callback("callback", form, Journal())
+    assert refused.value.reference == "2003"
+
+
+def test_malformed_return_is_refused(adapter):
+    with pytest.raises(BadNotice):
+        adapter.parse_return({"orderId": "<script>alert(1)</script>"})
+    assert adapter.parse_return({"orderId": "abc-123", "lang": "en"}).gateway_id == "abc-123"
