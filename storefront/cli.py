@@ -6,7 +6,7 @@ import time
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from storefront.extensions import db
 
@@ -20,6 +20,7 @@ def init_app(app: Flask) -> None:
 
 @click.command("seed")
 @click.option("--products", default=0, help="Extra generated products (for benchmarks).")
+@with_appcontext
 def seed(products: int) -> None:
     """Load the demo catalogue into an empty database (creating tables if there are none)."""
     from storefront.catalogue.seed import seed_demo_catalogue

@@ -70,7 +70,8 @@ def to_two_decimals(amount: int, currency: str) -> str:
     return f"{value:.2f}"
 
 
-_DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+# ASCII digits only: "１２" or "٣" must not pass for an amount a gateway sent.
+_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 
 
 def from_major(text: str, currency: str) -> int:

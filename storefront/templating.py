@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from babel import Locale
 from flask import Flask, current_app, session
 
 from storefront.money import format_money
@@ -9,6 +10,7 @@ from storefront.money import format_money
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["country_name"] = country_name
     app.context_processor(_globals)
 
 
@@ -17,6 +19,11 @@ def money(amount: int, currency: str | None = None) -> str:
     return format_money(
         int(amount), currency or current_app.config["CURRENCY"], current_app.config["LOCALE"]
     )
+
+
+def country_name(code: str) -> str:
+    """``{{ order.country|country_name }}``: 'IE' -> 'Ireland'."""
+    return Locale.parse(current_app.config["LOCALE"]).territories.get(code, code)
 
 
 def _globals() -> dict:

@@ -1,0 +1,232 @@
+"""The cart: a guest's ``{product_id: quantity}`` in the signed session cookie, nothing more.
+
+Names, prices and stock are never stored in the session; they are read from the catalogue
+every time the cart is read, so a cart can never carry a stale or forged price. What changed
+since the customer last looked (a product withdrawn, stock sold, a new price) is reported as
+notices. The last prices seen live next to the cart, in ``session["cart_prices"]``, only to
+notice such a change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import current_app, session
+
+from storefront.catalogue.models import Product
+from storefront.extensions import db
+from storefront.money import format_money
+
+MAX_QUANTITY = 99
+# The cart lives in a cookie, which browsers cap at about 4 KB.
+MAX_LINES = 50
+MAX_PRODUCT_ID = 2**31 - 1
+
+CART = "cart"
+PRICES = "cart_prices"
+
+
+class CartError(ValueError):
+    """A change the cart cannot make; the message is written for the customer."""
+
+
+@dataclass
+class CartLine:
+    product: Product
+    quantity: int
+
+    @property
+    def total(self) -> int:
+        """The line's total in minor units."""
+        return self.product.price * self.quantity
+
+
+@dataclass
+class Cart:
+    lines: list[CartLine] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    currency: str = "EUR"
+
+    @property
+    def total(self) -> int:
+        return sum(line.total for line in self.lines)
+
+    @property
+    def count(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.lines
+
+
+def read_cart() -> Cart:
+    """The cart as it stands now, with notices for whatever changed since it was last read.
+
+    Loads the products in one query, drops products that are gone or withdrawn, clamps
+    quantities to the stock and ``MAX_QUANTITY``, and writes the corrected cart back.
+    """
+    quantities = _stored()
+    seen_prices = _stored_prices()
+    cart = Cart(currency=current_app.config["CURRENCY"])
+    if not quantities:
+        _save({}, {})
+        return cart
+    stmt = db.select(Product).where(Product.id.in_([int(key) for key in quantities]))
+    products = {str(p.id): p for p in db.session.execute(stmt).scalars()}
+    kept: dict[str, int] = {}
+    prices: dict[str, int] = {}
+    for key, wanted in quantities.items():
+        product = products.get(key)
+        if product is None or not product.active:
+            name = product.name if product is not None else "An item in your cart"
+            cart.notices.append(f"{name} is no longer available and was removed from your cart.")
+            continue
+        quantity = min(wanted, product.stock, MAX_QUANTITY)
+        if quantity < 1:
+            cart.notices.append(f"{product.name} is sold out and was removed from your cart.")
+            continue
+        if quantity < wanted:
+            cart.notices.append(clamped_notice(product, quantity))
+        seen = seen_prices.get(key)
+        if seen is not None and seen != product.price:
+            cart.notices.append(
+                f"The price of {product.name} changed from {_money(seen)} to "
+                f"{_money(product.price)}."
+            )
+        kept[key] = quantity
+        prices[key] = product.price
+        cart.lines.append(CartLine(product, quantity))
+    cart.lines.sort(key=lambda line: (line.product.name.lower(), line.product.id))
+    _save(kept, prices)
+    return cart
+
+
+def quantity_of(product_id: int) -> int:
+    """How many of the product the cart holds, as stored (not yet checked against stock)."""
+    return _stored().get(str(product_id), 0)
+
+
+def add(product_id: int, quantity: int) -> None:
+    """Add up to ``quantity`` of a product: as many as the stock and ``MAX_QUANTITY`` allow.
+
+    Compare :func:`quantity_of` before and after to learn how many were added.
+    :raise CartError: the product is not for sale, or the cart has too many lines.
+    """
+    if quantity < 1:
+        raise ValueError(f"quantity must be at least 1, not {quantity}")
+    _put(product_id, quantity_of(product_id) + quantity)
+
+
+def set_quantity(product_id: int, quantity: int) -> None:
+    """Set a line's quantity, clamped to stock and ``MAX_QUANTITY``; 0 removes the line.
+
+    :raise CartError: the product is not for sale.
+    """
+    if quantity < 0:
+        raise ValueError(f"quantity must not be negative, not {quantity}")
+    if quantity == 0:
+        remove(product_id)
+    else:
+        _put(product_id, quantity)
+
+
+def remove(product_id: int) -> None:
+    """Take a product out of the cart; removing what is not there is not an error."""
+    quantities, prices = _stored(), _stored_prices()
+    quantities.pop(str(product_id), None)
+    prices.pop(str(product_id), None)
+    _save(quantities, prices)
+
+
+def clear() -> None:
+    session.pop(CART, None)
+    session.pop(PRICES, None)
+
+
+def restore(lines: list[tuple[int, int]]) -> None:
+    """Put an order's lines back in the cart (after a failed payment), merged with what is there.
+
+    Stock is not checked here: :func:`read_cart` clamps and reports when the cart is next read.
+    """
+    quantities = _stored()
+    for product_id, quantity in lines:
+        if quantity < 1:
+            continue
+        key = str(int(product_id))
+        if key not in quantities and len(quantities) >= MAX_LINES:
+            continue
+        quantities[key] = min(quantities.get(key, 0) + quantity, MAX_QUANTITY)
+    _save(quantities, _stored_prices())
+
+
+def _put(product_id: int, quantity: int) -> None:
+    product = db.session.get(Product, product_id)
+    if product is None or not product.active:
+        raise CartError("Sorry, that product is no longer available.")
+    quantities, prices = _stored(), _stored_prices()
+    key = str(product.id)
+    if key not in quantities and len(quantities) >= MAX_LINES:
+        raise CartError(f"Your cart can hold {MAX_LINES} different products at most.")
+    allowed = min(quantity, product.stock, MAX_QUANTITY)
+    if allowed < 1:
+        quantities.pop(key, None)
+        prices.pop(key, None)
+    else:
+        quantities[key] = allowed
+        # The customer is looking at today's price now: a later change is news, this one is not.
+        prices[key] = product.price
+    _save(quantities, prices)
+
+
+def clamped_notice(product: Product, quantity: int) -> str:
+    """What to tell the customer when the cart holds fewer than asked for."""
+    if quantity == MAX_QUANTITY and product.stock > MAX_QUANTITY:
+        return (
+            f"You can order at most {MAX_QUANTITY} of {product.name}: your cart now has {quantity}."
+        )
+    return f"Only {product.stock} of {product.name} left: your cart now has {quantity}."
+
+
+def _money(amount: int) -> str:
+    config = current_app.config
+    return format_money(amount, config["CURRENCY"], config["LOCALE"])
+
+
+def _stored() -> dict[str, int]:
+    # The cookie is signed, but an old or hand-made one must still never break the cart page.
+    raw = session.get(CART)
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        key: value for key, value in raw.items() if _is_id(key) and type(value) is int and value > 0
+    }
+
+
+def _stored_prices() -> dict[str, int]:
+    raw = session.get(PRICES)
+    if not isinstance(raw, dict):
+        return {}
+    return {key: value for key, value in raw.items() if _is_id(key) and type(value) is int}
+
+
+def _is_id(key: object) -> bool:
+    # Within a 32-bit INTEGER: PostgreSQL rejects a larger literal in the IN (...) list.
+    return (
+        isinstance(key, str)
+        and key.isascii()
+        and key.isdigit()
+        and len(key) <= 10
+        and 0 < int(key) <= MAX_PRODUCT_ID
+    )
+
+
+def _save(quantities: dict[str, int], prices: dict[str, int]) -> None:
+    # Writing only what changed keeps a cookie from being re-sent with every page.
+    prices = {key: price for key, price in prices.items() if key in quantities}
+    for name, value in ((CART, quantities), (PRICES, prices)):
+        if not value:
+            if name in session:
+                session.pop(name)
+        elif session.get(name) != value:
+            session[name] = value

@@ -1,0 +1,152 @@
+"""Catalogue reads, each in a fixed number of SQL queries whatever the catalogue's size.
+
+Every page shows the category navigation, loaded once per request (``categories``); a category
+page finds its category in that list instead of asking the database again. Listings count once
+and fetch one page, so a page costs at most three queries.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+from flask import abort, g
+from sqlalchemy import func
+from sqlalchemy.orm import joinedload
+
+from storefront.catalogue.models import Category, Product
+from storefront.extensions import db
+
+# A search longer than this is no longer a product name; cutting it keeps LIKE patterns cheap.
+MAX_QUERY_LENGTH = 100
+# Page numbers with more digits than this cannot exist; refusing them early avoids huge OFFSETs.
+MAX_PAGE_DIGITS = 6
+
+
+@dataclass
+class Page:
+    """One page of a listing: the items and what the pagination links need."""
+
+    items: list[Product]
+    number: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+    def numbers(self, around: int = 2) -> list[int | None]:
+        """Page numbers to link, with ``None`` where a run of pages is left out."""
+        shown = {1, self.pages, *range(self.number - around, self.number + around + 1)}
+        result: list[int | None] = []
+        for n in sorted(p for p in shown if 1 <= p <= self.pages):
+            if result and result[-1] is not None and n - result[-1] > 1:
+                result.append(None)
+            result.append(n)
+        return result
+
+
+def categories() -> list[Category]:
+    """All categories in menu order, loaded once per request."""
+    if "catalogue_categories" not in g:
+        stmt = db.select(Category).order_by(Category.position, Category.name)
+        g.catalogue_categories = list(db.session.execute(stmt).scalars())
+    return g.catalogue_categories
+
+
+def category_or_404(slug: str) -> Category:
+    """:raise 404: no category has this slug."""
+    for category in categories():
+        if category.slug == slug:
+            return category
+    abort(404)
+
+
+def product_or_404(slug: str) -> Product:
+    """An active product with its category. :raise 404: no active product has this slug."""
+    stmt = (
+        db.select(Product)
+        .options(joinedload(Product.category))
+        .where(Product.slug == slug, Product.active.is_(True))
+    )
+    return db.first_or_404(stmt)
+
+
+def featured_products(per_category: int = 2) -> list[Product]:
+    """The first few products in stock of each category, for the home page, in one query."""
+    rank = (
+        func.row_number().over(partition_by=Product.category_id, order_by=Product.id).label("rank")
+    )
+    ranked = (
+        db.select(Product.id, rank).where(Product.active.is_(True), Product.stock > 0).subquery()
+    )
+    stmt = (
+        db.select(Product)
+        .join(ranked, ranked.c.id == Product.id)
+        .join(Product.category)
+        .where(ranked.c.rank <= per_category)
+        .order_by(ranked.c.rank, Category.position, Product.id)
+    )
+    return list(db.session.execute(stmt).scalars())
+
+
+def parse_page(raw: str | None) -> int:
+    """The page number from ``?page=``. :raise 404: not a positive whole number."""
+    if raw is None or raw == "":
+        return 1
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_PAGE_DIGITS or int(raw) < 1:
+        abort(404)
+    return int(raw)
+
+
+def clean_query(raw: str | None) -> str:
+    """The search text: control characters and repeated spaces removed, cut to length."""
+    # A NUL ends the pattern early in SQLite's LIKE, which then matches every product.
+    printable = "".join(" " if unicodedata.category(c) == "Cc" else c for c in raw or "")
+    return " ".join(printable.split())[:MAX_QUERY_LENGTH].strip()
+
+
+def category_page(category: Category, number: int, per_page: int) -> Page:
+    """:raise 404: the page is past the last one."""
+    return _paginate(Product.category_id == category.id, number, per_page)
+
+
+def search_page(text: str, number: int, per_page: int) -> Page:
+    """Active products whose name or description contains ``text``, ignoring case.
+
+    :raise 404: the page is past the last one.
+    """
+    # autoescape: a customer's "%" or "_" is a character to find, not a wildcard.
+    matches = Product.name.icontains(text, autoescape=True) | Product.description.icontains(
+        text, autoescape=True
+    )
+    return _paginate(matches, number, per_page)
+
+
+def _paginate(condition, number: int, per_page: int) -> Page:
+    where = (Product.active.is_(True), condition)
+    total = db.session.execute(
+        db.select(func.count()).select_from(Product).where(*where)
+    ).scalar_one()
+    page = Page(items=[], number=number, per_page=per_page, total=total)
+    if number > page.pages:
+        abort(404)
+    if total:
+        stmt = (
+            db.select(Product)
+            .where(*where)
+            .order_by(Product.name, Product.id)
+            .limit(per_page)
+            .offset((number - 1) * per_page)
+        )
+        page.items = list(db.session.execute(stmt).scalars())
+    return page
