@@ -45,6 +45,13 @@ def hit(key: str, limit: int, per: int) -> bool:
     return count <= limit
 
 
+def count(key: str, per: int) -> int:
+    """How many requests ``key`` made in the current window (nothing is counted by asking)."""
+    window = int(time.time()) // per * per
+    found = db.session.get(RateCounter, (key, window))
+    return found.count if found else 0
+
+
 def limited(name: str, limit: int, per: int = 60):
     """Answer 429 to a client that sends more than ``limit`` requests per ``per`` seconds."""
 

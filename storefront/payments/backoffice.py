@@ -8,13 +8,14 @@ leaves the claim in place and the outcome to the reconciler: nothing is assumed 
 
 from __future__ import annotations
 
+from flask import current_app
 from sqlalchemy import update
 
 from storefront.extensions import db
 from storefront.gateways import get_gateway
-from storefront.gateways.base import GatewayError, GatewayRefused
+from storefront.gateways.base import GatewayError, GatewayRefused, Outcome
+from storefront.money import format_money
 from storefront.payments.models import AttemptState, PaymentAttempt, PaymentEvent
-from storefront.gateways.base import Outcome
 from storefront.payments.service import EvidenceLog, apply_result, attempt_ref, learn
 from storefront.timeutil import now_utc
 
@@ -40,9 +41,13 @@ def refundable(attempt: PaymentAttempt) -> int:
 def capture(attempt: PaymentAttempt, amount: int, operator: str) -> PaymentAttempt:
     """Capture ``amount`` (minor units) of a held payment."""
     if not 0 < amount <= capturable(attempt):
-        raise ActionRefused(f"Only up to {capturable(attempt)} can be captured.")
-    return _run(attempt, f"capture:{amount}", operator,
-                lambda gateway, ref, log: gateway.capture(ref, amount, log))
+        raise ActionRefused(f"Only up to {_money(capturable(attempt), attempt)} can be captured.")
+    return _run(
+        attempt,
+        f"capture:{amount}",
+        operator,
+        lambda gateway, ref, log: gateway.capture(ref, amount, log),
+    )
 
 
 def void(attempt: PaymentAttempt, operator: str) -> PaymentAttempt:
@@ -56,12 +61,25 @@ def refund(attempt: PaymentAttempt, amount: int, operator: str) -> PaymentAttemp
     """Refund ``amount`` (minor units) of a captured payment; never more than was captured."""
     gateway = get_gateway(attempt.gateway)
     if not gateway.supports_refund:
-        raise ActionRefused(f"{gateway.title} has no refund in its protocol: refund it from the "
-                            "gateway's own back office.")
+        raise ActionRefused(
+            f"{gateway.title} has no refund in its protocol: refund it from the "
+            "gateway's own back office."
+        )
     if not 0 < amount <= refundable(attempt):
-        raise ActionRefused(f"Only up to {refundable(attempt)} can be refunded.")
-    return _run(attempt, f"refund:{amount}", operator,
-                lambda gateway, ref, log: gateway.refund(ref, amount, log))
+        raise ActionRefused(
+            "Refunding more than was captured is impossible: at most "
+            f"{_money(refundable(attempt), attempt)} can be refunded."
+        )
+    return _run(
+        attempt,
+        f"refund:{amount}",
+        operator,
+        lambda gateway, ref, log: gateway.refund(ref, amount, log),
+    )
+
+
+def _money(amount: int, attempt: PaymentAttempt) -> str:
+    return format_money(amount, attempt.currency, current_app.config["LOCALE"])
 
 
 def _run(attempt: PaymentAttempt, action: str, operator: str, call) -> PaymentAttempt:

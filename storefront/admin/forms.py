@@ -1,0 +1,94 @@
+"""Forms of the operator's pages. Every state change is a POST carrying a CSRF token."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import DateField, HiddenField, PasswordField, SelectField, StringField
+from wtforms.validators import InputRequired, Length, Optional, ValidationError
+
+from storefront.admin.models import MAX_PASSWORD_LENGTH
+from storefront.money import from_major, to_major
+from storefront.orders.models import OrderState
+from storefront.templating import money
+
+
+class SignInForm(FlaskForm):
+    # Not an EmailField validator: the account decides, and a typo gets the usual answer.
+    email = StringField("Email", validators=[InputRequired(), Length(max=254)])
+    password = PasswordField(
+        "Password", validators=[InputRequired(), Length(max=MAX_PASSWORD_LENGTH)]
+    )
+    next = HiddenField()
+
+
+class EmptyForm(FlaskForm):
+    """A button-only POST (void, check now, sign out): nothing to fill in but the CSRF token."""
+
+
+class AmountForm(FlaskForm):
+    """An amount in major units ("12.50") for a capture or a refund, read into minor units.
+
+    ``maximum`` (minor units) is what may still be captured or refunded; the back office checks
+    again under its claim, so this check only gives the operator a clear message early.
+    """
+
+    amount = StringField("Amount", validators=[InputRequired(), Length(max=24)])
+
+    LIMITS = {
+        "capture": "Capturing more than is held is impossible: at most {} can still be captured.",
+        "refund": "Refunding more than was captured is impossible: at most {} can be refunded.",
+    }
+
+    def __init__(self, action: str, currency: str, maximum: int, **kwargs):
+        super().__init__(**kwargs)
+        self.action = action
+        self.currency = currency
+        self.maximum = maximum
+        self.minor: int | None = None
+        self.amount.label.text = f"Amount to {action} ({currency})"
+
+    def validate_amount(self, field) -> None:
+        try:
+            minor = from_major(field.data, self.currency)
+        except ValueError as exc:
+            example = to_major(self.maximum, self.currency)
+            raise ValidationError(
+                f"Type the amount in {self.currency} as a plain number, such as {example}."
+            ) from exc
+        if minor <= 0:
+            raise ValidationError("The amount must be more than zero.")
+        if minor > self.maximum:
+            raise ValidationError(
+                self.LIMITS[self.action].format(money(self.maximum, self.currency))
+            )
+        self.minor = minor
+
+
+def _state_choices() -> list[tuple[str, str]]:
+    return [("", "Any state")] + [(s.value, s.value.replace("_", " ")) for s in OrderState]
+
+
+def _printable(text: str | None) -> str | None:
+    # PostgreSQL refuses NUL in a string, and no order number or email holds control characters.
+    return "".join(c for c in text if c.isprintable()).strip() if text else text
+
+
+class OrderFilterForm(FlaskForm):
+    """The orders list's filters: a GET form, so its URLs can be bookmarked and shared."""
+
+    class Meta:
+        csrf = False  # a search changes nothing
+
+    q = StringField(
+        "Order number or email",
+        validators=[Optional(), Length(max=254)],
+        filters=[_printable],
+    )
+    state = SelectField("Order state", choices=_state_choices, validators=[Optional()])
+    gateway = SelectField("Gateway", validators=[Optional()])
+    date_from = DateField("Placed from", validators=[Optional()])
+    date_to = DateField("Placed to", validators=[Optional()])
+
+    def validate_date_to(self, field) -> None:
+        if field.data and self.date_from.data and field.data < self.date_from.data:
+            raise ValidationError("The 'to' date is before the 'from' date.")

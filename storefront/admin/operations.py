@@ -1,0 +1,147 @@
+"""The operator's checks on a payment: settle it now, or only ask the gateway what it says.
+
+Capture, void and refund live in :mod:`storefront.payments.backoffice`; this module adds what
+only the operator's pages need on top of it, so that the views stay thin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from storefront.extensions import db
+from storefront.gateways import get_gateway
+from storefront.payments.backoffice import resolve_unknown_action
+from storefront.payments.models import AttemptState, PaymentAttempt, PaymentEvent
+from storefront.payments.service import EvidenceLog, learn, settle
+from storefront.timeutil import as_utc, now_utc
+
+# A claimed action younger than this may still be waiting for the gateway (read timeout plus
+# margin): resolving it now could free the claim under a call in flight, and allow a second.
+ACTION_SETTLES_AFTER = timedelta(seconds=60)
+CHECKABLE = (
+    AttemptState.CREATED,
+    AttemptState.REDIRECTED,
+    AttemptState.PENDING,
+    AttemptState.UNKNOWN,
+    AttemptState.AUTHORIZED,
+)
+ANSWER_KINDS = ("response", "callback", "error")
+
+
+def gateway_or_none(name: str):
+    """The configured adapter for ``name``, or None if this shop does not configure it."""
+    try:
+        return get_gateway(name)
+    except (KeyError, ImportError):
+        return None
+
+
+def gateway_title(name: str) -> str:
+    gateway = gateway_or_none(name)
+    return gateway.title if gateway is not None else name
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    ok: bool
+    message: str
+
+
+def check_now(attempt: PaymentAttempt, operator: str) -> CheckOutcome:
+    """Ask the gateway about ``attempt`` and apply its answer, as the reconciler would."""
+    if gateway_or_none(attempt.gateway) is None:
+        return CheckOutcome(False, f"The gateway {attempt.gateway} is not configured here.")
+    before = attempt.state
+    if attempt.action:
+        claimed_at = as_utc(attempt.action_at) if attempt.action_at else now_utc()
+        if now_utc() - claimed_at < ACTION_SETTLES_AFTER:
+            return CheckOutcome(
+                False, f"The action {attempt.action} is under way. Check again in a minute."
+            )
+        if not resolve_unknown_action(attempt):
+            return CheckOutcome(
+                False,
+                f"The gateway still does not answer about {attempt.action}. "
+                "The outcome will be checked automatically.",
+            )
+        return CheckOutcome(
+            True,
+            f"The gateway's record of the lost action was applied: {before} → {attempt.state}.",
+        )
+    if attempt.state not in CHECKABLE:
+        return CheckOutcome(False, f"This payment is {_words(attempt.state)}: nothing to check.")
+    settle(attempt, source=f"operator check by {operator}")
+    if attempt.state == before:
+        return CheckOutcome(True, f"Checked with the gateway: still {_words(attempt.state)}.")
+    return CheckOutcome(
+        True, f"Checked with the gateway: {_words(before)} → {_words(attempt.state)}."
+    )
+
+
+def look_up(attempt: PaymentAttempt, operator: str) -> dict | None:
+    """What the gateway says about ``attempt``, changing nothing but the evidence log.
+
+    None if the gateway is not configured. The exchange is kept as evidence like any other.
+    """
+    if gateway_or_none(attempt.gateway) is None:
+        return None
+    log = EvidenceLog()
+    result = learn(attempt, None, log)
+    log.save(attempt.id)
+    db.session.add(
+        PaymentEvent(
+            attempt_id=attempt.id,
+            kind="decision",
+            summary=(
+                f"look-up by {operator}: gateway says {result.outcome} "
+                f"({result.codes or 'no codes'}); ours is {attempt.state}; nothing changed"
+            )[:300],
+        )
+    )
+    db.session.commit()
+    return {
+        "outcome": str(result.outcome),
+        "codes": result.codes,
+        "amount": result.amount,
+        "currency": result.currency or attempt.currency,
+        "captured": result.captured,
+        "refunded": result.refunded,
+        "at": now_utc().strftime("%H:%M:%S UTC"),
+    }
+
+
+def latest_answer(attempt: PaymentAttempt) -> PaymentEvent | None:
+    """The gateway's latest word on ``attempt`` among its (loaded) evidence."""
+    return next((e for e in reversed(attempt.events) if e.kind in ANSWER_KINDS), None)
+
+
+def latest_evidence(attempt_id: int) -> PaymentEvent | None:
+    """What the gateway answered to the back-office action just made, read fresh.
+
+    The back office's decision names the gateway's own codes ("gateway says paid
+    (orderStatus=2 …)"), which tell the operator more than an HTTP status; without one, the
+    newest raw answer.
+    """
+    events = db.session.execute(
+        select(PaymentEvent)
+        .where(
+            PaymentEvent.attempt_id == attempt_id,
+            PaymentEvent.kind.in_((*ANSWER_KINDS, "decision")),
+        )
+        .order_by(PaymentEvent.id.desc())
+        .limit(20)
+    ).scalars()
+    fallback = None
+    for event in events:
+        if event.kind == "decision" and event.summary.startswith("back office "):
+            return event
+        if fallback is None and event.kind in ANSWER_KINDS:
+            fallback = event
+    return fallback
+
+
+def _words(state: str) -> str:
+    return str(state).replace("_", " ")

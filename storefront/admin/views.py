@@ -1,0 +1,384 @@
+"""The operator's pages: orders, one order with its payments' evidence, open payments.
+
+Every page needs a signed-in, active staff user (see :mod:`storefront.admin.auth`); every action
+is a POST with a CSRF token that goes through the back office's claim, so a double click or a
+second operator makes one gateway call, not two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from storefront.admin import auth, queries
+from storefront.admin.forms import AmountForm, EmptyForm, OrderFilterForm, SignInForm
+from storefront.admin.operations import (
+    CHECKABLE,
+    check_now,
+    gateway_or_none,
+    gateway_title,
+    latest_answer,
+    latest_evidence,
+    look_up,
+)
+from storefront.extensions import db
+from storefront.gateways import FAMILIES
+from storefront.money import to_major
+from storefront.orders.models import Order
+from storefront.payments import backoffice
+from storefront.payments.models import PaymentAttempt
+from storefront.templating import money
+from storefront.timeutil import as_utc
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+PUBLIC_ENDPOINTS = {"admin.sign_in"}
+ANSWERS = "admin_answers"  # session: the gateway's latest answers the operator asked for
+KEPT_ANSWERS = 10  # the session is a cookie: keep it small
+PAST = {"capture": "captured", "refund": "refunded"}
+GATEWAY_SILENT = "The gateway did not answer; the outcome will be checked automatically."
+
+
+@bp.before_request
+def _require_staff():
+    # One guard for the whole area, so that a page added later cannot forget it.
+    if request.endpoint not in PUBLIC_ENDPOINTS and auth.current_staff() is None:
+        return auth.redirect_to_sign_in()
+    return None
+
+
+@bp.context_processor
+def _admin_globals() -> dict:
+    return {"staff": auth.current_staff(), "sign_out_form": EmptyForm(formdata=None)}
+
+
+@bp.app_template_filter("admin_time")
+def admin_time(value: datetime | None) -> str:
+    """A stored UTC time as the operator reads it (SQLite hands them back naive)."""
+    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
+
+
+@bp.app_template_filter("admin_iso")
+def admin_iso(value: datetime | None) -> str:
+    return as_utc(value).isoformat() if value else ""
+
+
+def _operator() -> str:
+    return auth.current_staff().email
+
+
+# Signing in and out ------------------------------------------------------------------------
+@bp.route("/sign-in", methods=("GET", "POST"))
+def sign_in():
+    """The back office's sign-in form; on success, back to ``next`` (our own pages only).
+
+    Answers 429 while the email (or the address) is throttled after repeated failures.
+    """
+    target = auth.safe_next(request.values.get("next"))
+    if auth.current_staff() is not None:
+        return redirect(target or url_for("admin.orders"))
+    form = SignInForm(next=target or "")
+    error, status = None, 200
+    if form.validate_on_submit():
+        try:
+            user = auth.authenticate(
+                form.email.data, form.password.data, request.remote_addr or "-"
+            )
+        except auth.Throttled:
+            error, status = "Too many failed sign-ins. Wait a few minutes, then try again.", 429
+        except auth.SignInRefused:
+            error = "The email or the password is not right."
+        else:
+            auth.start_session(user)
+            flash(f"Signed in as {user.display_name}.")
+            return redirect(auth.safe_next(form.next.data) or url_for("admin.orders"), code=303)
+    return render_template("admin/sign_in.html", form=form, error=error), status
+
+
+@bp.post("/sign-out")
+def sign_out():
+    """Sign out (a POST with a CSRF token: a link or an image cannot sign anyone out)."""
+    auth.end_session()
+    flash("You are signed out.")
+    return redirect(url_for("admin.sign_in"), code=303)
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("admin.orders"))
+
+
+# Orders --------------------------------------------------------------------------------------
+@bp.get("/orders")
+def orders():
+    """Orders, newest first, filtered by state, gateway, dates and a search; invalid filters
+    are ignored and said so."""
+    form = OrderFilterForm(formdata=request.args)
+    form.gateway.choices = [("", "Any gateway")] + [(g, gateway_title(g)) for g in FAMILIES]
+    form.validate()
+    usable = {
+        name: getattr(form, name).data
+        for name in ("q", "state", "gateway", "date_from", "date_to")
+        if not getattr(form, name).errors and getattr(form, name).data
+    }
+    page, page_error = _page_number()
+    per_page = int(current_app.config.get("ADMIN_ORDERS_PER_PAGE", 25))
+    pagination = queries.orders_page(queries.OrderFilters(**usable), page, per_page)
+    ignored = [(form[name].label.text, errors) for name, errors in form.errors.items()]
+    if page_error:
+        ignored.append(("Page", [page_error]))
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template(
+        "admin/orders.html",
+        form=form,
+        pagination=pagination,
+        ignored=ignored,
+        page_url=lambda number: url_for("admin.orders", page=number, **args),
+        gateway_title=gateway_title,
+    )
+
+
+def _page_number() -> tuple[int, str | None]:
+    raw = request.args.get("page", "1")
+    if raw.isdigit() and 0 < int(raw) < 1_000_000:
+        return int(raw), None
+    return 1, f"{raw[:20]!r} is not a page number; showing the first page."
+
+
+def _order_or_404(number: str) -> Order:
+    """:raise 404: no order has this number."""
+    order = queries.order_whole(number) if len(number) <= 16 else None
+    if order is None:
+        abort(404)
+    return order
+
+
+@bp.get("/orders/<number>")
+def order(number: str):
+    """One order: lines, customer, history, and each payment with its evidence and actions.
+
+    :raise 404: unknown order number.
+    """
+    return _render_order(_order_or_404(number))
+
+
+@dataclass
+class PaymentPanel:
+    """One payment attempt as the order page shows it, with the forms its state allows."""
+
+    attempt: PaymentAttempt
+    gateway: object | None
+    capturable: int
+    refundable: int
+    forms: dict = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return self.gateway.title if self.gateway is not None else self.attempt.gateway
+
+    @property
+    def supports_refund(self) -> bool:
+        return bool(self.gateway is not None and self.gateway.supports_refund)
+
+    @property
+    def checkable(self) -> bool:
+        return self.gateway is not None and (
+            self.attempt.state in CHECKABLE or bool(self.attempt.action)
+        )
+
+    @property
+    def answer(self):
+        return latest_answer(self.attempt)
+
+
+def _panel(attempt: PaymentAttempt, bound: dict) -> PaymentPanel:
+    gateway = gateway_or_none(attempt.gateway)
+    panel = PaymentPanel(
+        attempt=attempt,
+        gateway=gateway,
+        capturable=backoffice.capturable(attempt) if gateway else 0,
+        refundable=backoffice.refundable(attempt) if gateway else 0,
+    )
+    for action, maximum in (("capture", panel.capturable), ("refund", panel.refundable)):
+        panel.forms[action] = bound.get((attempt.id, action)) or AmountForm(
+            action,
+            attempt.currency,
+            maximum,
+            prefix=f"{action}-{attempt.id}",
+            formdata=None,
+            data={"amount": to_major(maximum, attempt.currency)},
+        )
+    for action in ("void", "check"):
+        panel.forms[action] = EmptyForm(prefix=f"{action}-{attempt.id}", formdata=None)
+    return panel
+
+
+def _render_order(order: Order, bound: dict | None = None, status: int = 200):
+    panels = [_panel(attempt, bound or {}) for attempt in reversed(order.attempts)]
+    return render_template("admin/order.html", order=order, panels=panels), status
+
+
+def _attempt_or_404(number: str, attempt_id: int) -> tuple[Order, PaymentAttempt]:
+    """:raise 404: unknown order, or the payment is not this order's."""
+    order = _order_or_404(number)
+    attempt = queries.attempt_of(order, attempt_id)
+    if attempt is None:
+        abort(404)
+    return order, attempt
+
+
+def _back_to(order: Order, attempt: PaymentAttempt):
+    return redirect(
+        url_for("admin.order", number=order.number, _anchor=f"payment-{attempt.id}"), code=303
+    )
+
+
+def _run_action(order: Order, attempt: PaymentAttempt, call, done: str):
+    """Run a back-office action and tell the operator what the gateway answered."""
+    try:
+        call()
+    except backoffice.ActionRefused as refused:
+        flash(str(refused), "error")
+    except backoffice.ActionUnknown:
+        flash(GATEWAY_SILENT, "error")
+    else:
+        answer = latest_evidence(attempt.id)
+        said = f" From the evidence: {answer.summary}." if answer is not None else ""
+        flash(f"{done} The payment is now {attempt.state.replace('_', ' ')}.{said}")
+    return _back_to(order, attempt)
+
+
+def _amount_action(number: str, attempt_id: int, action: str):
+    order, attempt = _attempt_or_404(number, attempt_id)
+    limit = backoffice.capturable if action == "capture" else backoffice.refundable
+    maximum = limit(attempt)
+    form = AmountForm(action, attempt.currency, maximum, prefix=f"{action}-{attempt.id}")
+    if maximum <= 0:
+        # Already done (a second click after the first finished) or never possible here.
+        flash(
+            f"Nothing can be {PAST[action]} on this payment: it is "
+            f"{attempt.state.replace('_', ' ')}.",
+            "error",
+        )
+        return _back_to(order, attempt)
+    if not form.validate_on_submit():
+        return _render_order(order, bound={(attempt.id, action): form}, status=422)
+    run = backoffice.capture if action == "capture" else backoffice.refund
+    shown = money(form.minor, attempt.currency)
+    return _run_action(
+        order,
+        attempt,
+        lambda: run(attempt, form.minor, _operator()),
+        f"{action.capitalize()} of {shown} done.",
+    )
+
+
+@bp.post("/orders/<number>/payments/<int:attempt_id>/capture")
+def capture(number: str, attempt_id: int):
+    """Capture all or part of a held payment. :raise 404: unknown order or payment."""
+    return _amount_action(number, attempt_id, "capture")
+
+
+@bp.post("/orders/<number>/payments/<int:attempt_id>/refund")
+def refund(number: str, attempt_id: int):
+    """Refund all or part of a captured payment. :raise 404: unknown order or payment."""
+    return _amount_action(number, attempt_id, "refund")
+
+
+@bp.post("/orders/<number>/payments/<int:attempt_id>/void")
+def void(number: str, attempt_id: int):
+    """Release a held payment in full. :raise 404: unknown order or payment."""
+    order, attempt = _attempt_or_404(number, attempt_id)
+    return _run_action(order, attempt, lambda: backoffice.void(attempt, _operator()), "Void done.")
+
+
+@bp.post("/orders/<number>/payments/<int:attempt_id>/check")
+def check(number: str, attempt_id: int):
+    """Ask the gateway now and apply its answer. :raise 404: unknown order or payment."""
+    order, attempt = _attempt_or_404(number, attempt_id)
+    outcome = check_now(attempt, _operator())
+    flash(outcome.message, "message" if outcome.ok else "error")
+    return _back_to(order, attempt)
+
+
+# Reconciliation ------------------------------------------------------------------------------
+@bp.get("/reconciliation")
+def reconciliation():
+    """Payments still open, held or with an action under way, and what their gateways say."""
+    attempts = queries.open_payments()
+    answers = session.get(ANSWERS) or {}
+    rows = [
+        {
+            "attempt": attempt,
+            "answer": answers.get(str(attempt.id)),
+            "ask_form": EmptyForm(prefix=f"ask-{attempt.id}", formdata=None),
+            "check_form": EmptyForm(prefix=f"check-{attempt.id}", formdata=None),
+        }
+        for attempt in attempts
+    ]
+    return render_template("admin/reconciliation.html", rows=rows, gateway_title=gateway_title)
+
+
+def _payment_or_404(attempt_id: int) -> PaymentAttempt:
+    return db.get_or_404(PaymentAttempt, attempt_id)
+
+
+@bp.post("/reconciliation/<int:attempt_id>/ask")
+def ask_gateway(attempt_id: int):
+    """Ask the gateway what it says about a payment, changing nothing.
+
+    :raise 404: unknown payment.
+    """
+    attempt = _payment_or_404(attempt_id)
+    answer = look_up(attempt, _operator())
+    number = attempt.order.number
+    if answer is None:
+        flash(f"Order {number}: the gateway {attempt.gateway} is not configured here.", "error")
+    else:
+        answers = dict(session.get(ANSWERS) or {})
+        answers.pop(str(attempt.id), None)
+        answers[str(attempt.id)] = answer
+        session[ANSWERS] = dict(list(answers.items())[-KEPT_ANSWERS:])
+        flash(
+            f"Order {number}: the gateway says {answer['outcome']} "
+            f"({answer['codes'] or 'no codes'}); ours is {attempt.state.replace('_', ' ')}. "
+            "Nothing was changed."
+        )
+    return redirect(url_for("admin.reconciliation", _anchor=f"payment-{attempt.id}"), code=303)
+
+
+@bp.post("/reconciliation/<int:attempt_id>/check")
+def reconcile_one(attempt_id: int):
+    """Ask the gateway and apply its answer. :raise 404: unknown payment."""
+    attempt = _payment_or_404(attempt_id)
+    outcome = check_now(attempt, _operator())
+    flash(f"Order {attempt.order.number}: {outcome.message}", "message" if outcome.ok else "error")
+    return redirect(url_for("admin.reconciliation", _anchor=f"payment-{attempt.id}"), code=303)
+
+
+@bp.get("/<path:anything>")
+def unknown(anything: str):
+    """Any other path under /admin: sign-in first (by the guard above), then 404 — or 405 for
+    a GET of an action that is a POST only, such as sign-out.
+
+    :raise 404: no such page.
+    :raise 405: the page takes POSTs only.
+    """
+    try:
+        current_app.url_map.bind_to_environ(request.environ).match(method="POST")
+    except HTTPException:
+        abort(404)
+    raise MethodNotAllowed(valid_methods=["POST"])
