@@ -21,8 +21,11 @@ run: $(BIN)/.installed
 	$(FLASK) seed
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
+# The exactly-once tests run two server processes against PostgreSQL; the script installs and
+# starts it when none answers (as root), and prints the URL the tests create databases from.
 test: $(BIN)/.installed browser
-	$(BIN)/pytest
+	STOREFRONT_TEST_POSTGRES_URL="$$(tests/services/ensure-postgres.sh)" \
+	  $(BIN)/pytest --scenarios-report=docs/SCENARIOS.md
 
 # The journey tests drive Debian's chromium; Playwright never downloads a browser of its own.
 browser:

@@ -24,7 +24,11 @@ def brand(pan: str) -> str:
     number = digits(pan)
     if number.startswith("4"):
         return "VISA"
-    if number[:2] in {"51", "52", "53", "54", "55"} or number[:4].isdigit() and 2221 <= int(number[:4]) <= 2720:
+    if (
+        number[:2] in {"51", "52", "53", "54", "55"}
+        or number[:4].isdigit()
+        and 2221 <= int(number[:4]) <= 2720
+    ):
         return "MASTERCARD"
     if number[:2] in {"34", "37"}:
         return "AMEX"

@@ -93,9 +93,7 @@ def state():
     s = store()
     with s._lock:
         kinds = [r[0] for r in s._conn.execute("SELECT DISTINCT kind FROM doc").fetchall()]
-    return jsonify(
-        now=s.now(), faults=s.faults(), **{kind: s.all(kind) for kind in kinds}
-    )
+    return jsonify(now=s.now(), faults=s.faults(), **{kind: s.all(kind) for kind in kinds})
 
 
 @bp.post("/__reset")

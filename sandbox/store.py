@@ -30,7 +30,9 @@ class Store:
         self._conn = sqlite3.connect(
             path, timeout=30, check_same_thread=False, isolation_level=None
         )
-        self._conn.execute("PRAGMA journal_mode=WAL" if path != ":memory:" else "PRAGMA foreign_keys=ON")
+        self._conn.execute(
+            "PRAGMA journal_mode=WAL" if path != ":memory:" else "PRAGMA foreign_keys=ON"
+        )
         self._conn.executescript(SCHEMA)
 
     @contextmanager
@@ -55,7 +57,9 @@ class Store:
     def insert(self, kind: str, key: str, body: dict) -> bool:
         """Store a new document; False if ``key`` exists already (nothing is changed then)."""
         with self.transaction() as conn:
-            exists = conn.execute("SELECT 1 FROM doc WHERE kind=? AND key=?", (kind, key)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM doc WHERE kind=? AND key=?", (kind, key)
+            ).fetchone()
             if exists:
                 return False
             conn.execute("INSERT INTO doc VALUES (?, ?, ?)", (kind, key, json.dumps(body)))
@@ -63,7 +67,9 @@ class Store:
 
     def put(self, kind: str, key: str, body: dict) -> None:
         with self.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO doc VALUES (?, ?, ?)", (kind, key, json.dumps(body)))
+            conn.execute(
+                "INSERT OR REPLACE INTO doc VALUES (?, ?, ?)", (kind, key, json.dumps(body))
+            )
 
     def update(self, kind: str, key: str, change: Callable[[dict], Any]) -> tuple[dict | None, Any]:
         """Atomically apply ``change`` to a document (in place); returns (document, change's value).
@@ -71,7 +77,9 @@ class Store:
         Returns ``(None, None)`` when there is no such document.
         """
         with self.transaction() as conn:
-            row = conn.execute("SELECT body FROM doc WHERE kind=? AND key=?", (kind, key)).fetchone()
+            row = conn.execute(
+                "SELECT body FROM doc WHERE kind=? AND key=?", (kind, key)
+            ).fetchone()
             if row is None:
                 return None, None
             body = json.loads(row[0])
@@ -102,9 +110,11 @@ class Store:
 
     def _meta(self, name: str, default: str, conn: sqlite3.Connection | None = None) -> str:
         with self._lock:
-            row = (conn or self._conn).execute(
-                "SELECT value FROM meta WHERE name=?", (name,)
-            ).fetchone()
+            row = (
+                (conn or self._conn)
+                .execute("SELECT value FROM meta WHERE name=?", (name,))
+                .fetchone()
+            )
         return row[0] if row else default
 
     # Settings tests can change at run time -------------------------------------------------

@@ -21,9 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(test_config: Mapping | None = None) -> Flask:
+    # The instance folder holds the SQLite file, the sandbox's state and written mails.
+    instance = (test_config or {}).get("INSTANCE_PATH") or os.environ.get(
+        "STOREFRONT_INSTANCE_PATH", str(ROOT / "instance")
+    )
     app = Flask(
         __name__,
-        instance_path=str(ROOT / "instance"),
+        instance_path=str(Path(instance).resolve()),
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
@@ -44,14 +48,15 @@ def create_app(test_config: Mapping | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    # Batch mode: SQLite can only alter a table by rebuilding it, which Alembic then does.
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     # Import the models so that metadata knows every table (migrations, create_all).
+    from storefront import ratelimit as _ratelimit  # noqa: F401
+    from storefront.admin import models as _admin  # noqa: F401
     from storefront.catalogue import models as _catalogue  # noqa: F401
     from storefront.orders import models as _orders  # noqa: F401
     from storefront.payments import models as _payments  # noqa: F401
-    from storefront import ratelimit as _ratelimit  # noqa: F401
-    from storefront.admin import models as _admin  # noqa: F401
 
 
 def register_blueprints(app: Flask) -> None:

@@ -7,7 +7,6 @@ refuses to start with a default secret, a sandbox URL or an empty callback secre
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,7 +28,14 @@ SANDBOX_CREDENTIALS = {
 }
 DEV_SECRET_KEY = "storefront-development-key-not-for-production"  # noqa: S105 - refused in production
 
-BOOLEAN_KEYS = {"RBS_TWO_PHASE", "INTERPAY_ACK", "SANDBOX", "ALTAPAY_CAPTURE", "RATELIMIT_ENABLED"}
+BOOLEAN_KEYS = {
+    "RBS_TWO_PHASE",
+    "INTERPAY_ACK",
+    "INTERPAY_ACK_IN_GETRESULT",
+    "SANDBOX",
+    "ALTAPAY_CAPTURE",
+    "RATELIMIT_ENABLED",
+}
 NUMBER_KEYS = {
     "GATEWAY_CONNECT_TIMEOUT",
     "GATEWAY_READ_TIMEOUT",
@@ -37,6 +43,12 @@ NUMBER_KEYS = {
     "ORDER_PAYMENT_WINDOW",
     "STATUS_RECHECK_SECONDS",
     "PROXY_COUNT",
+    "MAIL_CLAIM_TIMEOUT",
+    "ADMIN_SIGN_IN_LIMIT",
+    "ADMIN_SIGN_IN_IP_LIMIT",
+    "ADMIN_SIGN_IN_WINDOW",
+    "ADMIN_SESSION_HOURS",
+    "ADMIN_ORDERS_PER_PAGE",
 }
 
 
@@ -62,7 +74,13 @@ def defaults(instance_path: str) -> dict:
         "ALTAPAY_URL": "",
         "ALTAPAY_CAPTURE": False,
         "INTERPAY_URL": "",
+        # Confirm each approval with Ack (the gateway reverses unacknowledged ones after 3 min);
+        # or in the GetResult call itself; "json" or the legacy "legacy" name=value encoding.
         "INTERPAY_ACK": True,
+        "INTERPAY_ACK_IN_GETRESULT": False,
+        "INTERPAY_ENCODING": "json",
+        # InterPay has no currency field: the terminal's currency must be the shop's.
+        "INTERPAY_CURRENCY": "CAD",
         **SANDBOX_CREDENTIALS,
         # Outbound calls: connect and read timeouts in seconds, on every gateway call.
         "GATEWAY_CONNECT_TIMEOUT": 5.0,
@@ -74,6 +92,8 @@ def defaults(instance_path: str) -> dict:
         "STATUS_RECHECK_SECONDS": 5,
         "MAIL_URL": "",
         "MAIL_FROM": "shop@storefront.invalid",
+        # A mail claimed by a process that died while sending is taken over after this long.
+        "MAIL_CLAIM_TIMEOUT": 300,
         # How many reverse proxies in front of the shop to trust for X-Forwarded-* headers.
         "PROXY_COUNT": 0,
         "RATELIMIT_ENABLED": True,
@@ -158,7 +178,9 @@ def check(config: Mapping) -> None:
     except UnsupportedCurrency as exc:
         raise ConfigError(f"STOREFRONT_CURRENCY: {exc}") from exc
     if not urlsplit(config["PUBLIC_URL"]).netloc:
-        raise ConfigError("STOREFRONT_PUBLIC_URL must be an absolute URL such as https://shop.example")
+        raise ConfigError(
+            "STOREFRONT_PUBLIC_URL must be an absolute URL such as https://shop.example"
+        )
     unknown = set(config["GATEWAYS"]) - {"rbs", "altapay", "interpay"}
     if unknown or not config["GATEWAYS"]:
         raise ConfigError(f"STOREFRONT_GATEWAYS must list rbs, altapay or interpay, not {unknown}")

@@ -32,8 +32,9 @@ def render_error(code: int, detail: str | None = None):
     title, message = MESSAGES.get(code, ("Error", "The request could not be completed."))
     if _wants_text():
         return f"{code} {title}: {detail or message}\n", code, {"Content-Type": "text/plain"}
-    return render_template("errors/error.html", code=code, title=title,
-                           message=detail or message), code
+    return render_template(
+        "errors/error.html", code=code, title=title, message=detail or message
+    ), code
 
 
 def _wants_text() -> bool:

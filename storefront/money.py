@@ -62,7 +62,10 @@ def to_major(amount: int, currency: str) -> str:
 
 
 def to_two_decimals(amount: int, currency: str) -> str:
-    """Major units with exactly two decimals, as AltaPay and InterPay want them: 500 JPY -> '500.00'."""
+    """Major units with exactly two decimals, as AltaPay and InterPay want them.
+
+    500 JPY -> '500.00'; 1250 EUR -> '12.50'.
+    """
     exponent = currency_info(currency).exponent
     value = Decimal(amount).scaleb(-exponent)
     if value != value.quantize(Decimal("0.01")):

@@ -102,8 +102,8 @@ class Page:
         """The first form whose action contains ``contains`` (and that has ``button``, if given)."""
         for form in self.forms:
             if contains in form.action and (
-                button is None or any(button in b["text"] or button == b["value"]
-                                      for b in form.buttons)
+                button is None
+                or any(button in b["text"] or button == b["value"] for b in form.buttons)
             ):
                 return form
         raise AssertionError(f"no form with action ~{contains!r} on {self.url}: {self.forms}")
@@ -134,9 +134,13 @@ class Browser:
         data = dict(form.fields)
         data.update({k: str(v) for k, v in values.items()})
         if button is not None:
-            for b in form.buttons:
-                if (button in b["text"] or button == b["value"]) and b["name"]:
-                    data[b["name"]] = b["value"]
+            # An exact value or label wins over a partial one ("pay" is in "Cancel payment").
+            named = [b for b in form.buttons if b["name"]]
+            chosen = [b for b in named if button in (b["value"], b["text"])] or [
+                b for b in named if button in b["text"]
+            ]
+            if chosen:
+                data[chosen[0]["name"]] = chosen[0]["value"]
         base = self.page.url if self.page else ""
         target = urljoin(base, form.action or base)
         if form.method == "POST":

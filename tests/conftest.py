@@ -186,7 +186,9 @@ def page(chromium, request):
 
     ``page.shot(name)`` keeps a screenshot in test-artifacts/<test>/ for people to look at.
     """
-    context = chromium.new_context(java_script_enabled=False, viewport={"width": 1200, "height": 900})
+    context = chromium.new_context(
+        java_script_enabled=False, viewport={"width": 1200, "height": 900}
+    )
     tab = context.new_page()
     folder = ARTIFACTS / request.node.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -200,3 +202,74 @@ def page(chromium, request):
     tab.shot = shot
     yield tab
     context.close()
+
+
+# The scenario × gateway table ---------------------------------------------------------------
+# Tests marked ``@pytest.mark.scenario("what is tried → what must hold", gateway="rbs")`` are
+# collected into a Markdown table (``--scenarios-report=PATH``), written by the suite itself.
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--scenarios-report",
+        default=None,
+        help="write the table of scenario × gateway × database results to PATH",
+    )
+
+
+_SCENARIOS: dict[str, dict] = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    marker = item.get_closest_marker("scenario")
+    if marker is None:
+        return
+    params = getattr(item, "callspec", None)
+    params = params.params if params else {}
+    row = _SCENARIOS.setdefault(
+        item.nodeid,
+        {
+            "scenario": marker.args[0],
+            "gateway": params.get("gateway", marker.kwargs.get("gateway", "rbs")),
+            "database": params.get("deployment", params.get("database", "sqlite")),
+            "status": "passed",
+        },
+    )
+    if report.failed:
+        row["status"] = "failed"
+    elif report.skipped:
+        row["status"] = "skipped"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = session.config.getoption("--scenarios-report")
+    if not path or not _SCENARIOS:
+        return
+    import datetime
+
+    rows = sorted(_SCENARIOS.values(), key=lambda r: (r["scenario"], r["gateway"], r["database"]))
+    columns = sorted({(r["gateway"], r["database"]) for r in rows})
+    table: dict[str, dict] = {}
+    for r in rows:
+        table.setdefault(r["scenario"], {})[(r["gateway"], r["database"])] = r["status"]
+    mark = {"passed": "✅ pass", "failed": "❌ FAIL", "skipped": "⚠️ skipped"}
+    lines = [
+        "# Payment scenarios: what the test suite proves",
+        "",
+        f"Written by the test suite itself (`make test`) on "
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC. Each cell is one test run "
+        "over real HTTP against the sandbox gateway; on PostgreSQL the shop runs as two gunicorn "
+        "server processes against one database.",
+        "",
+        "| Scenario | " + " | ".join(f"{g} · {d}" for g, d in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for scenario, cells in table.items():
+        lines.append(
+            f"| {scenario} | " + " | ".join(mark.get(cells.get(c, ""), "—") for c in columns) + " |"
+        )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

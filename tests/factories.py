@@ -18,8 +18,9 @@ def make_category(name: str = "Coffee") -> Category:
     return category
 
 
-def make_product(name: str = "House Blend", price: int = 1250, stock: int = 10,
-                 category: Category | None = None) -> Product:
+def make_product(
+    name: str = "House Blend", price: int = 1250, stock: int = 10, category: Category | None = None
+) -> Product:
     n = next(_counter)
     product = Product(
         slug=f"{name.lower().replace(' ', '-')}-{n}",

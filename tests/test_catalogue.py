@@ -363,8 +363,9 @@ def test_pages_a_gateway_relays_get_absolute_links_and_assets(app):
     app.config["PUBLIC_URL"] = "https://shop.example"
     with app.test_request_context():
         html = absolute_urls(
-            app.jinja_env.from_string('{% extends "base.html" %}{% block main %}{% endblock %}')
-            .render()
+            app.jinja_env.from_string(
+                '{% extends "base.html" %}{% block main %}{% endblock %}'
+            ).render()
         )
     assert 'href="https://shop.example/static/css/shop.css"' in html
     assert 'action="https://shop.example/search"' in html

@@ -154,8 +154,10 @@ def test_forged_return_does_not_mark_paid(shop, sandbox):
     to_gateway(shop, browser, slug)  # on the gateway's page, not paid
     order, attempts = latest_order(shop)
     attempt = attempts[0]
-    forged = (f"{shop.url}/pay/rbs/return/{attempt.token}?orderId={attempt.gateway_id}"
-              "&orderStatus=2&status=paid&paid=1&amount=1")
+    forged = (
+        f"{shop.url}/pay/rbs/return/{attempt.token}?orderId={attempt.gateway_id}"
+        "&orderStatus=2&status=paid&paid=1&amount=1"
+    )
     page = browser.get(forged)
     assert "Thank you" not in page
     order, attempts = latest_order(shop)
@@ -187,8 +189,9 @@ def test_unknown_or_malformed_return_gets_a_clear_answer(shop, sandbox):
     _, slug = product(shop)
     to_gateway(shop, Browser(), slug)
     _, attempts = latest_order(shop)
-    response = requests.post(f"{shop.url}/pay/rbs/return/{attempts[0].token}",
-                             data={"orderId": "bad id <>"}, timeout=10)
+    response = requests.post(
+        f"{shop.url}/pay/rbs/return/{attempts[0].token}", data={"orderId": "bad id <>"}, timeout=10
+    )
     assert response.status_code == 400
     assert "malformed" in response.text
 
@@ -199,26 +202,40 @@ def test_callback_with_bad_checksum_changes_nothing_and_is_kept_as_evidence(shop
     to_gateway(shop, browser, slug)
     _, attempts = latest_order(shop)
     attempt = attempts[0]
-    forged = {"mdOrder": attempt.gateway_id, "orderNumber": attempt.reference,
-              "operation": "deposited", "status": "1", "checksum": "0" * 64}
+    forged = {
+        "mdOrder": attempt.gateway_id,
+        "orderNumber": attempt.reference,
+        "operation": "deposited",
+        "status": "1",
+        "checksum": "0" * 64,
+    }
     response = requests.post(f"{shop.url}/pay/rbs/callback", data=forged, timeout=10)
     assert response.status_code == 400
-    response = requests.get(f"{shop.url}/pay/rbs/callback",
-                            params={k: v for k, v in forged.items() if k != "checksum"}, timeout=10)
+    response = requests.get(
+        f"{shop.url}/pay/rbs/callback",
+        params={k: v for k, v in forged.items() if k != "checksum"},
+        timeout=10,
+    )
     assert response.status_code == 400
     order, attempts = latest_order(shop)
     assert attempts[0].state == AttemptState.REDIRECTED
     with shop.db() as session:
-        summaries = session.execute(
-            select(PaymentEvent.summary).where(PaymentEvent.attempt_id == attempt.id)
-        ).scalars().all()
+        summaries = (
+            session.execute(
+                select(PaymentEvent.summary).where(PaymentEvent.attempt_id == attempt.id)
+            )
+            .scalars()
+            .all()
+        )
     assert sum("refused" in s for s in summaries) == 2
 
 
 def test_callback_for_unknown_payment_is_404(shop, sandbox):
-    response = requests.post(f"{shop.url}/pay/rbs/callback",
-                             data={"mdOrder": "abc", "orderNumber": "1_1", "operation": "deposited",
-                                   "status": "1"}, timeout=10)
+    response = requests.post(
+        f"{shop.url}/pay/rbs/callback",
+        data={"mdOrder": "abc", "orderNumber": "1_1", "operation": "deposited", "status": "1"},
+        timeout=10,
+    )
     assert response.status_code in (400, 404)
 
 
@@ -228,11 +245,21 @@ def test_callback_alone_settles_a_payment_whose_browser_never_returned(shop, san
     to_gateway(shop, browser, slug)
     form = browser.page.form(button="Cancel")
     # Pay, but do not follow the gateway's redirect back to the shop: the tab was closed.
-    browser.http.post(browser.page.url if not form.action else
-                      requests.compat.urljoin(browser.page.url, form.action),
-                      data={**form.fields, "action": "pay", "pan": "4111111111111111",
-                            "expiry": "12/34", "cvc": "123", "cardholder": "A"},
-                      allow_redirects=False, timeout=10)
+    browser.http.post(
+        browser.page.url
+        if not form.action
+        else requests.compat.urljoin(browser.page.url, form.action),
+        data={
+            **form.fields,
+            "action": "pay",
+            "pan": "4111111111111111",
+            "expiry": "12/34",
+            "cvc": "123",
+            "cardholder": "A",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
 
     def paid():
         return latest_order(shop)[0].state == OrderState.PAID
@@ -246,8 +273,16 @@ def test_double_click_on_place_order_makes_one_order_and_one_registration(shop, 
     page = browser.get(f"{shop.url}/p/{slug}")
     browser.submit(page.form("/cart/add"), quantity=1)
     page = browser.get(f"{shop.url}/checkout/")
-    page = browser.submit(page.form("/checkout/"), gateway="rbs", email="a@example.com",
-                          name="A", address="B", city="C", postcode="D", country="IE")
+    page = browser.submit(
+        page.form("/checkout/"),
+        gateway="rbs",
+        email="a@example.com",
+        name="A",
+        address="B",
+        city="C",
+        postcode="D",
+        country="IE",
+    )
     place = page.form("/checkout/place")
     first = browser.submit(place)
     browser.page = page
@@ -267,9 +302,18 @@ def test_price_field_slipped_into_checkout_changes_nothing(shop, sandbox):
     page = browser.get(f"{shop.url}/p/{slug}")
     browser.submit(page.form("/cart/add"), quantity=1, price="1", unit_price="1")
     page = browser.get(f"{shop.url}/checkout/")
-    page = browser.submit(page.form("/checkout/"), gateway="rbs", total="1", amount="1",
-                          email="a@example.com", name="A", address="B", city="C",
-                          postcode="D", country="IE")
+    page = browser.submit(
+        page.form("/checkout/"),
+        gateway="rbs",
+        total="1",
+        amount="1",
+        email="a@example.com",
+        name="A",
+        address="B",
+        city="C",
+        postcode="D",
+        country="IE",
+    )
     browser.submit(page.form("/checkout/place"), total="1", amount="1")
     order, _ = latest_order(shop)
     assert order.total == 1250

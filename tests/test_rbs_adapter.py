@@ -95,8 +95,12 @@ def payment_request(**overrides) -> PaymentRequest:
 
 
 def ref(**overrides) -> AttemptRef:
-    values = dict(reference="7005", gateway_id="01491d0b-c848-7dd6-a20d-e96900a7d8c0",
-                  amount=2000, currency="EUR")
+    values = dict(
+        reference="7005",
+        gateway_id="01491d0b-c848-7dd6-a20d-e96900a7d8c0",
+        amount=2000,
+        currency="EUR",
+    )
     values.update(overrides)
     return AttemptRef(**values)
 
@@ -143,8 +147,9 @@ def test_access_denied_is_a_refusal_not_an_unknown(adapter, fake):
     assert refused.value.code == "5"
 
 
-@pytest.mark.parametrize("status,body", [(500, "{}"), (503, "down"), (200, "<html>busy</html>"),
-                                         (200, '{"errorCo')])
+@pytest.mark.parametrize(
+    "status,body", [(500, "{}"), (503, "down"), (200, "<html>busy</html>"), (200, '{"errorCo')]
+)
 def test_register_transport_faults_are_unknown(adapter, fake, status, body):
     fake.set("register.do", body, status=status)
     with pytest.raises(GatewayError):
@@ -171,20 +176,42 @@ def test_status_with_legacy_capitalised_keys_reads_paid(adapter, fake):
 
 @pytest.mark.parametrize(
     "status,action,outcome",
-    [(0, 0, Outcome.PENDING), (1, 0, Outcome.AUTHORIZED), (2, 0, Outcome.PAID),
-     (3, 0, Outcome.VOIDED), (5, 0, Outcome.PENDING), (6, 2001, Outcome.DECLINED),
-     (6, -2007, Outcome.EXPIRED), (6, 10, Outcome.CANCELLED), ("2", "0", Outcome.PAID)],
+    [
+        (0, 0, Outcome.PENDING),
+        (1, 0, Outcome.AUTHORIZED),
+        (2, 0, Outcome.PAID),
+        (3, 0, Outcome.VOIDED),
+        (5, 0, Outcome.PENDING),
+        (6, 2001, Outcome.DECLINED),
+        (6, -2007, Outcome.EXPIRED),
+        (6, 10, Outcome.CANCELLED),
+        ("2", "0", Outcome.PAID),
+    ],
 )
 def test_order_status_decides_the_outcome(adapter, fake, status, action, outcome):
-    fake.set("getOrderStatusExtended.do", {"errorCode": 0, "orderStatus": status,
-                                           "actionCode": action, "amount": 2000,
-                                           "currency": "978", "orderNumber": "7005"})
+    fake.set(
+        "getOrderStatusExtended.do",
+        {
+            "errorCode": 0,
+            "orderStatus": status,
+            "actionCode": action,
+            "amount": 2000,
+            "currency": "978",
+            "orderNumber": "7005",
+        },
+    )
     assert adapter.fetch_result(ref(), Journal()).outcome is outcome
 
 
-@pytest.mark.parametrize("body", [{"errorCode": "6", "errorMessage": "Order not found"},
-                                  {"errorCode": 7, "errorMessage": "System error"},
-                                  {"errorCode": "0"}, [1, 2]])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"errorCode": "6", "errorMessage": "Order not found"},
+        {"errorCode": 7, "errorMessage": "System error"},
+        {"errorCode": "0"},
+        [1, 2],
+    ],
+)
 def test_a_failed_status_query_is_unknown_never_failed(adapter, fake, body):
     fake.set("getOrderStatusExtended.do", body)
     with pytest.raises(GatewayError):
@@ -207,12 +234,15 @@ def test_callback_with_the_published_checksum_is_accepted(adapter):
     assert notice.result is None  # even a signed callback is only a reason to ask
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda f: f.pop("checksum"),
-    lambda f: f.update(checksum="0" * 64),
-    lambda f: f.update(status="0"),  # a field changed after signing
-    lambda f: f.update(checksum=f["checksum"].lower()[:-1]),
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda f: f.pop("checksum"),
+        lambda f: f.update(checksum="0" * 64),
+        lambda f: f.update(status="0"),  # a field changed after signing
+        lambda f: f.update(checksum=f["checksum"].lower()[:-1]),
+    ],
+)
 def test_callback_with_missing_or_wrong_checksum_is_refused(adapter, mangle):
     example = fixture("checksum_examples.json")[0]
     form = {**example["params"], "checksum": example["checksum"]}

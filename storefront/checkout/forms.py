@@ -11,8 +11,9 @@ from wtforms.validators import Email, InputRequired, Length, Regexp
 def country_choices() -> list[tuple[str, str]]:
     names = Locale.parse("en").territories
     # Two-letter codes are countries; numeric ones are regions such as "Europe".
-    return sorted(((code, name) for code, name in names.items() if code.isalpha()),
-                  key=lambda pair: pair[1])
+    return sorted(
+        ((code, name) for code, name in names.items() if code.isalpha()), key=lambda pair: pair[1]
+    )
 
 
 class DetailsForm(FlaskForm):
@@ -38,7 +39,7 @@ class PayForm(FlaskForm):
 
 
 class LookupForm(FlaskForm):
-    """"Did my payment go through?" — a guest finds an order by its number and email."""
+    """ "Did my payment go through?" — a guest finds an order by its number and email."""
 
     number = StringField("Order number", validators=[InputRequired(), Length(max=16)])
     email = EmailField("Email", validators=[InputRequired(), Length(max=254)])

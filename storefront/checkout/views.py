@@ -63,7 +63,11 @@ def review():
     form = PlaceOrderForm(checkout_key=session[KEY])
     gateway = next((g for g in offered() if g.name == details["gateway"]), None)
     return render_template(
-        "checkout/review.html", cart=cart, details=details, form=form, gateway=gateway,
+        "checkout/review.html",
+        cart=cart,
+        details=details,
+        form=form,
+        gateway=gateway,
         country=dict(country_choices()).get(details["country"], details["country"]),
     )
 
@@ -85,13 +89,15 @@ def place():
         return continue_payment(existing)
     details = session.get(DETAILS)
     cart = cart_service.read_cart()
-    if not details or cart.is_empty:
-        flash("Your cart or details changed. Please review your order again.", "error")
-        return redirect(url_for("cart.show"))
-    if cart.notices:  # prices or stock changed since the review: show the new total first
+    if cart.notices:  # sold out, or prices changed since the review: say so, show it again
         for text in cart.notices:
             flash(text, "error")
-        return redirect(url_for("checkout.review"))
+        return redirect(url_for("cart.show" if cart.is_empty else "checkout.review"))
+    if cart.is_empty:
+        flash("Your cart is empty.", "error")
+        return redirect(url_for("cart.show"))
+    if not details:
+        return redirect(url_for("checkout.start"))
     if details.get("gateway") not in {g.name for g in offered()}:
         return redirect(url_for("checkout.start"))
     customer = orders.CustomerDetails(

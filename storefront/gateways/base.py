@@ -160,6 +160,10 @@ class Gateway(Protocol):
     name: str  # "rbs", "altapay", "interpay"
     title: str  # what the customer sees at checkout
     supports_refund: bool
+    # True where an approval is final only once we acknowledge it (InterPay's Ack): settle()
+    # then acknowledges an authorized payment right after committing it, and the order is paid
+    # only on the confirmed capture.
+    acknowledges: bool
 
     def reference_for(self, order_number: str, seq: int) -> str: ...
     def start(self, request: PaymentRequest, journal: Journal) -> Redirect: ...
@@ -256,4 +260,3 @@ _BODY_SECRETS = re.compile(
 def _body(response: requests.Response, limit: int = 20_000) -> str:
     text = response.text[:limit]
     return _BODY_SECRETS.sub(r"\1[redacted]", text)
-

@@ -115,7 +115,9 @@ class RbsGateway(HttpGateway):
         if error != 0 or not order_id or not form_url:
             message = str(_get(data, "errorMessage") or "registration refused")
             raise GatewayRefused(message, code=str(error))
-        if not GATEWAY_ID.match(str(order_id)) or not str(form_url).startswith(("https://", "http://")):
+        if not GATEWAY_ID.match(str(order_id)) or not str(form_url).startswith(
+            ("https://", "http://")
+        ):
             raise GatewayError("rbs: register answered an unusable orderId or formUrl")
         return Redirect(gateway_id=str(order_id), url=str(form_url))
 

@@ -4,7 +4,7 @@ With ``STOREFRONT_MAIL_URL`` (``smtp://user:pass@host:587`` or ``smtps://…``) 
 through SMTP; without it they are written to ``instance/mail/`` so the demo works offline.
 A message is claimed with a conditional update before it is sent, so concurrent drains (two
 server processes, the reconciler) never send one message twice; a claim left by a process that
-died mid-send is taken over after ``STALE_CLAIM``.
+died mid-send is taken over after ``STOREFRONT_MAIL_CLAIM_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations
@@ -15,22 +15,29 @@ from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from flask import current_app, render_template, url_for
+from flask import current_app, has_request_context, render_template, url_for
 from sqlalchemy import or_, select, update
 
 from storefront.extensions import db
 from storefront.orders.models import Order, OutboxMessage
 from storefront.timeutil import now_utc
 
-STALE_CLAIM = timedelta(minutes=5)
 SMTP_TIMEOUT = 20
 
 
 def drain(limit: int = 20) -> int:
     """Send unsent messages; the number sent."""
-    pending = db.session.execute(
-        select(OutboxMessage.id).where(OutboxMessage.sent_at.is_(None)).limit(limit)
-    ).scalars().all()
+    if not has_request_context():
+        # The reconciler drains outside any request: mails still link to the public URL.
+        with current_app.test_request_context(base_url=current_app.config["PUBLIC_URL"]):
+            return drain(limit)
+    pending = (
+        db.session.execute(
+            select(OutboxMessage.id).where(OutboxMessage.sent_at.is_(None)).limit(limit)
+        )
+        .scalars()
+        .all()
+    )
     sent = 0
     for message_id in pending:
         if _claim(message_id):
@@ -40,12 +47,13 @@ def drain(limit: int = 20) -> int:
 
 def _claim(message_id: int) -> bool:
     now = now_utc()
+    stale = now - timedelta(seconds=float(current_app.config["MAIL_CLAIM_TIMEOUT"]))
     claimed = db.session.execute(
         update(OutboxMessage)
         .where(
             OutboxMessage.id == message_id,
             OutboxMessage.sent_at.is_(None),
-            or_(OutboxMessage.claimed_at.is_(None), OutboxMessage.claimed_at < now - STALE_CLAIM),
+            or_(OutboxMessage.claimed_at.is_(None), OutboxMessage.claimed_at < stale),
         )
         .values(claimed_at=now, tries=OutboxMessage.tries + 1)
         .execution_options(synchronize_session=False)

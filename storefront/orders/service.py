@@ -164,15 +164,18 @@ def transition(order: Order, allowed: tuple[str, ...], to: str, note: str) -> bo
 
 def note(order: Order, text: str) -> None:
     """An entry in the order's history that changes nothing."""
-    db.session.add(OrderEvent(order_id=order.id, from_state=order.state, to_state=order.state,
-                              note=text))
+    db.session.add(
+        OrderEvent(order_id=order.id, from_state=order.state, to_state=order.state, note=text)
+    )
 
 
 def queue_message(order: Order, kind: str) -> None:
     """Queue ``kind`` for ``order`` once. Callers hold the order's lock (see ``lock``), so the
     check cannot race; the unique (kind, order) constraint is the backstop if one ever did."""
     exists = db.session.execute(
-        select(OutboxMessage.id).where(OutboxMessage.kind == kind, OutboxMessage.order_id == order.id)
+        select(OutboxMessage.id).where(
+            OutboxMessage.kind == kind, OutboxMessage.order_id == order.id
+        )
     ).first()
     if exists is None:
         db.session.add(OutboxMessage(kind=kind, order_id=order.id))
@@ -191,20 +194,28 @@ def expire_due_orders(limit: int = 100) -> int:
         .where(PaymentAttempt.order_id == Order.id, PaymentAttempt.state.in_(OPEN_STATES))
         .exists()
     )
-    due = db.session.execute(
-        select(Order.id)
-        .where(
-            Order.state == OrderState.PENDING_PAYMENT,
-            Order.payment_due_by < now_utc(),
-            ~open_attempt,
+    due = (
+        db.session.execute(
+            select(Order.id)
+            .where(
+                Order.state == OrderState.PENDING_PAYMENT,
+                Order.payment_due_by < now_utc(),
+                ~open_attempt,
+            )
+            .limit(limit)
         )
-        .limit(limit)
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     expired = 0
     for order_id in due:
         order = lock(order_id)
-        if transition(order, (OrderState.PENDING_PAYMENT,), OrderState.EXPIRED,
-                      "payment window closed without a payment; stock released"):
+        if transition(
+            order,
+            (OrderState.PENDING_PAYMENT,),
+            OrderState.EXPIRED,
+            "payment window closed without a payment; stock released",
+        ):
             expired += 1
         db.session.commit()
     return expired

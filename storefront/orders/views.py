@@ -141,8 +141,9 @@ def _restore_cart_once(order: Order) -> None:
     marker = f"{order.id}:{attempt.id if attempt else 0}"
     if session.get("open_order") != order.receipt_token or session.get("restored") == marker:
         return
-    cart_service.restore([(line.product_id, line.quantity) for line in order.lines
-                          if line.product_id is not None])
+    cart_service.restore(
+        [(line.product_id, line.quantity) for line in order.lines if line.product_id is not None]
+    )
     session["restored"] = marker
 
 
@@ -159,8 +160,9 @@ def pay(token: str):
     if not form.validate_on_submit():
         abort(400, "Please choose how to pay.")
     attempt = order.latest_attempt
-    if not order.is_payable or (attempt is not None and attempt.is_open
-                                and not _abandoned(attempt)):
+    if not order.is_payable or (
+        attempt is not None and attempt.is_open and not _abandoned(attempt)
+    ):
         # Paid, closed, or a payment is still under way: never start a second one over it.
         return redirect(url_for("orders.show", token=token), code=303)
     try:

@@ -1,4 +1,4 @@
-"""Server-to-server pages the gateways call: ``/pay/rbs/callback``, ``/pay/altapay/callback/<kind>``.
+"""Server-to-server pages the gateways call: ``/pay/rbs/callback``, ``/pay/altapay/…/<kind>``.
 
 Exempt from CSRF (the gateway has no token) and authenticated instead by the gateway's
 checksum, verified in the adapter; unsigned or badly signed calls change nothing and are kept in
@@ -82,8 +82,13 @@ def _settle_callback(gateway_name: str, kind: str, form):
         attempt = payments.find_attempt(gateway_name, bad.reference, bad.gateway_id)
         if attempt is not None:
             log.save(attempt.id)
-            db.session.add(PaymentEvent(attempt_id=attempt.id, kind="decision",
-                                        summary=f"callback {kind} refused: {bad}"[:300]))
+            db.session.add(
+                PaymentEvent(
+                    attempt_id=attempt.id,
+                    kind="decision",
+                    summary=f"callback {kind} refused: {bad}"[:300],
+                )
+            )
             db.session.commit()
         abort(400, str(bad))
     attempt = payments.find_attempt(gateway_name, notice.reference, notice.gateway_id)

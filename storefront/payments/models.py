@@ -60,7 +60,9 @@ class PaymentAttempt(db.Model):
     reference: Mapped[str] = mapped_column(String(40))
     # Unguessable key of this attempt's return URL.
     token: Mapped[str] = mapped_column(String(64), unique=True)
-    gateway_id: Mapped[str | None] = mapped_column(String(64))  # mdOrder / PaymentRequestId / SECUREID
+    gateway_id: Mapped[str | None] = mapped_column(
+        String(64)
+    )  # mdOrder / PaymentRequestId / SECUREID
     redirect_url: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(24), default=AttemptState.CREATED, index=True)
 

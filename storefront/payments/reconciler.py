@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from storefront.extensions import db
 from storefront.gateways import get_gateway
+from storefront.orders.mail import drain
 from storefront.orders.service import expire_due_orders
 from storefront.payments.backoffice import resolve_unknown_action
 from storefront.payments.models import AttemptState, PaymentAttempt
@@ -28,19 +29,29 @@ from storefront.timeutil import now_utc
 def reconcile(older_than: float = 60, limit: int = 200) -> dict[str, int]:
     """One pass. ``older_than``: leave younger attempts to their customers, in seconds."""
     cutoff = now_utc() - timedelta(seconds=older_than)
-    counts = {"checked": 0, "changed": 0, "actions_resolved": 0, "expired_orders": 0}
+    counts = {
+        "checked": 0,
+        "changed": 0,
+        "actions_resolved": 0,
+        "expired_orders": 0,
+        "mails_sent": 0,
+    }
     configured = current_app.config["GATEWAYS"]
-    candidates = db.session.execute(
-        select(PaymentAttempt)
-        .where(
-            PaymentAttempt.state.in_((*OPEN, AttemptState.AUTHORIZED)),
-            PaymentAttempt.created_at < cutoff,
-            PaymentAttempt.action.is_(None),
-            PaymentAttempt.gateway.in_(configured),
+    candidates = (
+        db.session.execute(
+            select(PaymentAttempt)
+            .where(
+                PaymentAttempt.state.in_((*OPEN, AttemptState.AUTHORIZED)),
+                PaymentAttempt.created_at < cutoff,
+                PaymentAttempt.action.is_(None),
+                PaymentAttempt.gateway.in_(configured),
+            )
+            .order_by(PaymentAttempt.id)
+            .limit(limit)
         )
-        .order_by(PaymentAttempt.id)
-        .limit(limit)
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     for attempt in candidates:
         gateway = get_gateway(attempt.gateway)
         # A held payment waits for the operator, unless its gateway finishes on our Ack.
@@ -52,15 +63,23 @@ def reconcile(older_than: float = 60, limit: int = 200) -> dict[str, int]:
         settle(attempt, source="reconciler")
         counts["checked"] += 1
         counts["changed"] += attempt.state != before
-    stuck = db.session.execute(
-        select(PaymentAttempt).where(
-            PaymentAttempt.action.is_not(None),
-            PaymentAttempt.action_at < cutoff,
-            PaymentAttempt.gateway.in_(configured),
-        ).limit(limit)
-    ).scalars().all()
+    stuck = (
+        db.session.execute(
+            select(PaymentAttempt)
+            .where(
+                PaymentAttempt.action.is_not(None),
+                PaymentAttempt.action_at < cutoff,
+                PaymentAttempt.gateway.in_(configured),
+            )
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
     for attempt in stuck:
         if claim_check(attempt, older_than / 2):
             counts["actions_resolved"] += resolve_unknown_action(attempt)
     counts["expired_orders"] = expire_due_orders()
+    # Mails whose sender died between the commit and the send go out now.
+    counts["mails_sent"] = drain()
     return counts

@@ -46,7 +46,12 @@ def browser_return(gateway: str, token: str):
 
 
 def _refused(attempt: PaymentAttempt, why: str) -> None:
-    db.session.add(PaymentEvent(attempt_id=attempt.id, kind="return",
-                                summary=f"browser return refused: {why}"[:300],
-                                detail=request.query_string.decode(errors="replace")[:2000]))
+    db.session.add(
+        PaymentEvent(
+            attempt_id=attempt.id,
+            kind="return",
+            summary=f"browser return refused: {why}"[:300],
+            detail=request.query_string.decode(errors="replace")[:2000],
+        )
+    )
     db.session.commit()

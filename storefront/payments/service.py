@@ -151,11 +151,15 @@ def _new_attempt(order: Order, gateway) -> PaymentAttempt:
         ).scalar()
         or 0
     ) + 1
+    try:
+        reference = gateway.reference_for(order.number, seq)
+    except ValueError as exc:  # the gateway's id format has no room for another attempt
+        raise PaymentNotStarted(str(exc), unknown=False) from exc
     attempt = PaymentAttempt(
         order_id=order.id,
         seq=seq,
         gateway=gateway.name,
-        reference=gateway.reference_for(order.number, seq),
+        reference=reference,
         token=orders.new_token(),
         amount=order.total,
         currency=order.currency,
@@ -208,20 +212,24 @@ def _payment_request(order: Order, attempt: PaymentAttempt) -> PaymentRequest:
 
 # Settling ---------------------------------------------------------------------------------
 def find_attempt(gateway: str, reference: str | None, gateway_id: str | None):
+    """The attempt a notice names. When it gives both our reference and the gateway's id, both
+    must belong to the same attempt: a notice mixing two payments' ids names neither."""
     if not reference and not gateway_id:
         return None
-    conditions = []
+    query = select(PaymentAttempt).where(PaymentAttempt.gateway == gateway)
     if reference:
-        conditions.append(PaymentAttempt.reference == reference)
+        query = query.where(PaymentAttempt.reference == reference)
     if gateway_id:
-        conditions.append(PaymentAttempt.gateway_id == gateway_id)
-    return db.session.execute(
-        select(PaymentAttempt).where(PaymentAttempt.gateway == gateway, or_(*conditions))
-    ).scalars().first()
+        query = query.where(PaymentAttempt.gateway_id == gateway_id)
+    return db.session.execute(query).scalar_one_or_none()
 
 
-def settle(attempt: PaymentAttempt, notice: Notice | None = None, log: EvidenceLog | None = None,
-           source: str = "check") -> PaymentAttempt:
+def settle(
+    attempt: PaymentAttempt,
+    notice: Notice | None = None,
+    log: EvidenceLog | None = None,
+    source: str = "check",
+) -> PaymentAttempt:
     """Learn the gateway's word on ``attempt`` and apply it once. Returns the attempt, fresh."""
     gateway = get_gateway(attempt.gateway)
     log = log or EvidenceLog()
@@ -256,8 +264,11 @@ def _acknowledge(attempt: PaymentAttempt, gateway, log: EvidenceLog) -> None:
 
 def apply_result(attempt: PaymentAttempt, result: Result, log: EvidenceLog, source: str) -> None:
     """Bind ``result`` to the attempt's order and make the transition it calls for, once."""
-    target, reason = _decide(attempt, result)
     order = orders.lock(attempt.order_id)
+    # Under the order's lock, read the attempt as it is now: another request may have moved it
+    # (or stored ids in its gateway data) since this one loaded it.
+    db.session.refresh(attempt)
+    target, reason = _decide(attempt, result)
     log.save(attempt.id)
     moved = False
     if target is not None:
@@ -265,8 +276,9 @@ def apply_result(attempt: PaymentAttempt, result: Result, log: EvidenceLog, sour
         moved = (
             db.session.execute(
                 update(PaymentAttempt)
-                .where(PaymentAttempt.id == attempt.id,
-                       PaymentAttempt.state.in_(ALLOWED_FROM[target]))
+                .where(
+                    PaymentAttempt.id == attempt.id, PaymentAttempt.state.in_(ALLOWED_FROM[target])
+                )
                 .values(**values)
                 .execution_options(synchronize_session=False)
             ).rowcount
@@ -340,32 +352,56 @@ def _order_effects(order: Order, attempt: PaymentAttempt, target: str, reason: s
     gateway = get_gateway(attempt.gateway)
     ref = f"payment {attempt.reference}"
     if target == S.PAID:
-        if not orders.transition(order, (OrderState.PENDING_PAYMENT, OrderState.AUTHORIZED),
-                                 OrderState.PAID, f"{ref} captured"):
+        if not orders.transition(
+            order,
+            (OrderState.PENDING_PAYMENT, OrderState.AUTHORIZED),
+            OrderState.PAID,
+            f"{ref} captured",
+        ):
             _late_money(order, ref)
     elif target == S.AUTHORIZED and not getattr(gateway, "acknowledges", False):
-        if not orders.transition(order, (OrderState.PENDING_PAYMENT,), OrderState.AUTHORIZED,
-                                 f"{ref} authorized; to be captured"):
+        if not orders.transition(
+            order,
+            (OrderState.PENDING_PAYMENT,),
+            OrderState.AUTHORIZED,
+            f"{ref} authorized; to be captured",
+        ):
             _late_money(order, ref)
     elif target == S.MISMATCH:
-        orders.transition(order, (OrderState.PENDING_PAYMENT, OrderState.EXPIRED),
-                          OrderState.ON_HOLD, f"{ref}: {reason}")
+        orders.transition(
+            order,
+            (OrderState.PENDING_PAYMENT, OrderState.EXPIRED),
+            OrderState.ON_HOLD,
+            f"{ref}: {reason}",
+        )
     elif target == S.VOIDED:
-        orders.transition(order, (OrderState.AUTHORIZED,), OrderState.CANCELLED,
-                          f"{ref} voided; stock released")
+        orders.transition(
+            order, (OrderState.AUTHORIZED,), OrderState.CANCELLED, f"{ref} voided; stock released"
+        )
     elif target in (S.REFUNDED, S.PARTIALLY_REFUNDED):
         to = OrderState.REFUNDED if target == S.REFUNDED else OrderState.PARTIALLY_REFUNDED
-        orders.transition(order, (OrderState.PAID, OrderState.PARTIALLY_REFUNDED), to,
-                          f"{ref} {target.replace('_', ' ')}")
+        orders.transition(
+            order,
+            (OrderState.PAID, OrderState.PARTIALLY_REFUNDED),
+            to,
+            f"{ref} {target.replace('_', ' ')}",
+        )
 
 
 def _late_money(order: Order, ref: str) -> None:
     if order.state == OrderState.EXPIRED:
-        orders.transition(order, (OrderState.EXPIRED,), OrderState.ON_HOLD,
-                          f"{ref} paid after the order expired and its stock was released")
+        orders.transition(
+            order,
+            (OrderState.EXPIRED,),
+            OrderState.ON_HOLD,
+            f"{ref} paid after the order expired and its stock was released",
+        )
     else:
-        orders.note(order, f"{ref} paid while the order was already {order.state}: "
-                           "a second payment, to be refunded")
+        orders.note(
+            order,
+            f"{ref} paid while the order was already {order.state}: "
+            "a second payment, to be refunded",
+        )
 
 
 def drain_outbox() -> None:

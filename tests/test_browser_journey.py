@@ -1,0 +1,67 @@
+"""A person in Chromium with JavaScript off buys something through the BPC/RBS sandbox.
+
+Screenshots of every step are kept in test-artifacts/ for people to look at.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from storefront.orders.models import OrderState
+from tests.journeys import CUSTOMER, latest_order, product
+
+pytestmark = pytest.mark.browser
+
+
+def checkout_in_chromium(page, shop, slug: str):
+    page.goto(f"{shop.url}/")
+    page.shot("home")
+    page.goto(f"{shop.url}/p/{slug}")
+    page.shot("product")
+    page.get_by_role("button", name="Add to cart").click()
+    page.shot("cart")
+    page.get_by_role("link", name="Checkout").click()
+    for field in ("email", "name", "address", "city", "postcode"):
+        page.fill(f"#{field}", CUSTOMER[field])
+    page.select_option("#country", CUSTOMER["country"])
+    page.shot("details")
+    page.get_by_role("button", name="Review your order").click()
+    page.shot("review")
+    page.get_by_role("button", name="Continue to secure payment").click()
+
+
+def pay_in_chromium(page, card: str):
+    page.fill("#pan", card)
+    page.fill("#expiry", "12/34")
+    page.fill("#cvc", "123")
+    page.fill("#cardholder", "Ann Example")
+    page.shot("gateway")
+    page.get_by_role("button", name="Pay").click()
+
+
+def test_a_purchase_in_chromium_without_javascript_ends_on_the_receipt(page, shop, sandbox):
+    _, slug = product(shop, name="Ethiopia Yirgacheffe", price=1450, stock=4)
+    checkout_in_chromium(page, shop, slug)
+    assert page.url.startswith(sandbox.url)
+
+    pay_in_chromium(page, "4111111111111111")
+
+    assert page.url.startswith(f"{shop.url}/order/")
+    page.shot("receipt")
+    assert page.get_by_role("heading", level=1).inner_text() == (
+        "Thank you, your payment was received"
+    )
+    assert "411111**1111" in page.content()
+    assert latest_order(shop)[0].state == OrderState.PAID
+
+
+def test_a_declined_card_in_chromium_offers_to_try_again(page, shop, sandbox):
+    _, slug = product(shop, name="Darjeeling", price=800)
+    checkout_in_chromium(page, shop, slug)
+    pay_in_chromium(page, "4000000000000002")
+    page.shot("failure")
+    assert "Your payment was not completed" in page.content()
+    page.get_by_role("button", name="Try again").click()
+    pay_in_chromium(page, "4111111111111111")
+    page.shot("receipt-after-retry")
+    assert "Thank you, your payment was received" in page.content()

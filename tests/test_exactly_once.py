@@ -1,0 +1,596 @@
+"""Exactly-once under concurrency, faults and hostile input, on a deployment as production runs
+it: two gunicorn server processes against one database (SQLite, and PostgreSQL), the sandbox
+gateway over HTTP, and an SMTP server that counts the confirmation mails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+from urllib.parse import urljoin
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from storefront import create_app
+from storefront.catalogue.models import Product
+from storefront.extensions import db
+from storefront.orders.models import Order, OrderEvent, OrderState, OutboxMessage
+from storefront.payments.models import AttemptState, PaymentAttempt, PaymentEvent
+from tests.browser import Browser
+from tests.deployment import (
+    CALLBACK_KEY,
+    SECRET,
+    Deployment,
+    SmtpServer,
+    create_database,
+    drop_database,
+)
+from tests.factories import make_product
+from tests.journeys import CUSTOMER, to_gateway
+
+scenario = pytest.mark.scenario
+
+
+def wait_for(check, seconds: float = 15.0, step: float = 0.05):
+    import time
+
+    deadline = time.monotonic() + seconds
+    value = check()
+    while not value and time.monotonic() < deadline:
+        time.sleep(step)
+        value = check()
+    return value
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    server = SmtpServer()
+    with server.running():
+        yield server
+
+
+def database_url(kind: str, folder) -> tuple[str, str | None]:
+    if kind == "sqlite":
+        return f"sqlite:///{folder / 'shop.db'}", None
+    admin = os.environ.get("STOREFRONT_TEST_POSTGRES_URL")
+    if not admin:
+        pytest.fail(
+            "STOREFRONT_TEST_POSTGRES_URL is not set: run `make test`, which provides "
+            "PostgreSQL (tests/services/ensure-postgres.sh)"
+        )
+    return create_database(admin), admin
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def deployment(request, sandbox_server, smtp, tmp_path_factory):
+    """Two gunicorn processes, one database, one mail server; and the shop's app in this process
+    to look into that database."""
+    folder = tmp_path_factory.mktemp(request.param)
+    url, admin = database_url(request.param, folder)
+    settings = {"MAIL_URL": smtp.url, "MAIL_CLAIM_TIMEOUT": 1}
+    app = create_app(
+        {
+            "SECRET_KEY": SECRET,
+            "DATABASE_URL": url,
+            "SANDBOX": False,
+            "INSTANCE_PATH": str(folder),
+            "RBS_URL": f"{sandbox_server.url}/rbs/payment/rest/",
+            "RATELIMIT_ENABLED": False,
+            **settings,
+        }
+    )
+    with app.app_context():
+        db.create_all()
+    running = Deployment(url, sandbox_server.url, folder, **settings).start()
+    yield SimpleNamespace(
+        app=app, urls=running.urls, url=running.urls[0], processes=running, kind=request.param
+    )
+    running.stop()
+    with app.app_context():
+        db.engine.dispose()
+    if admin:
+        drop_database(admin, url)
+
+
+def query(deployment, statement):
+    with deployment.app.app_context():
+        result = db.session.execute(statement)
+        rows = result.scalars().all()
+        db.session.remove()
+        return rows
+
+
+def new_product(deployment, **values) -> tuple[int, str]:
+    with deployment.app.app_context():
+        product = make_product(**values)
+        return product.id, product.slug
+
+
+def order_of(deployment, attempt_id: int) -> Order:
+    with deployment.app.app_context():
+        attempt = db.session.get(PaymentAttempt, attempt_id)
+        order = attempt.order
+        _ = (order.lines, order.events, order.attempts)
+        db.session.expunge_all()
+        return order
+
+
+def latest_attempt(deployment) -> PaymentAttempt:
+    with deployment.app.app_context():
+        attempt = (
+            db.session.execute(select(PaymentAttempt).order_by(PaymentAttempt.id.desc()))
+            .scalars()
+            .first()
+        )
+        db.session.expunge(attempt)
+        return attempt
+
+
+def pay_without_coming_back(browser: Browser, card: str = "4111111111111111") -> str:
+    """Pay on the gateway's page but do not follow it back: the return URL it sent us to."""
+    form = browser.page.form(button="Cancel")
+    response = browser.http.post(
+        urljoin(browser.page.url, form.action or browser.page.url),
+        data={
+            **form.fields,
+            "action": "pay",
+            "pan": card,
+            "expiry": "12/34",
+            "cvc": "123",
+            "cardholder": "Ann Example",
+        },
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert response.status_code in (302, 303), response.text
+    return response.headers["Location"]
+
+
+def signed_callback(
+    attempt: PaymentAttempt, operation: str = "deposited", status: str = "1", **extra
+) -> dict:
+    params = {
+        "mdOrder": attempt.gateway_id,
+        "orderNumber": attempt.reference,
+        "operation": operation,
+        "status": status,
+        **extra,
+    }
+    signed = "".join(f"{k};{v};" for k, v in sorted(params.items()))
+    params["checksum"] = (
+        hmac.new(CALLBACK_KEY.encode(), signed.encode(), hashlib.sha256).hexdigest().upper()
+    )
+    return params
+
+
+def fresh(browser: Browser, method: str, url: str, **kwargs):
+    """A request on a new connection with the browser's cookies: a kept-alive connection may
+    have been closed by the server while the other buyers were getting ready."""
+    return requests.request(method, url, cookies=browser.http.cookies, timeout=60, **kwargs)
+
+
+def at_once(calls):
+    """Run the calls together: every thread waits at a barrier, then all go."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait(timeout=30)
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def mails_for(smtp, order_number: str) -> int:
+    return sum(order_number.encode() in message for message in smtp.messages)
+
+
+def paid_transitions(deployment, order_id: int) -> int:
+    return len(
+        query(
+            deployment,
+            select(OrderEvent.id).where(
+                OrderEvent.order_id == order_id, OrderEvent.to_state == OrderState.PAID
+            ),
+        )
+    )
+
+
+@scenario(
+    "One valid callback ×50 at once across both processes → one paid transition, "
+    "one stock decrement, one email; every call answered 2xx"
+)
+def test_fifty_concurrent_callbacks_fulfil_once(deployment, sandbox, smtp):
+    product_id, slug = new_product(deployment, stock=10)
+    sandbox.settings(**{"delivery:rbs": "hold"})  # only our 50 callbacks arrive
+    browser = Browser()
+    to_gateway(deployment, browser, slug)
+    pay_without_coming_back(browser)
+    attempt = latest_attempt(deployment)
+    params = signed_callback(attempt, amount=str(attempt.amount))
+    urls = deployment.urls
+
+    codes = at_once(
+        [
+            (
+                lambda i=i: (
+                    requests.post(
+                        f"{urls[i % 2]}/pay/rbs/callback", data=params, timeout=60
+                    ).status_code
+                )
+            )
+            for i in range(50)
+        ]
+    )
+
+    assert codes == [200] * 50
+    order = order_of(deployment, attempt.id)
+    assert order.state == OrderState.PAID
+    assert paid_transitions(deployment, order.id) == 1
+    assert query(deployment, select(Product.stock).where(Product.id == product_id)) == [9]
+    assert wait_for(lambda: mails_for(smtp, order.number) == 1)
+    outbox = query(deployment, select(OutboxMessage).where(OutboxMessage.order_id == order.id))
+    assert len(outbox) == 1 and outbox[0].sent_at is not None
+
+
+@scenario("Browser return and callback released together, 100 times → one fulfilment each time")
+def test_return_and_callback_together_fulfil_once_each_time(deployment, sandbox, smtp):
+    _, slug = new_product(deployment, stock=1000)
+    sandbox.settings(**{"delivery:rbs": "hold"})
+    urls = deployment.urls
+    orders = []
+    for _ in range(100):
+        browser = Browser()
+        to_gateway(deployment, browser, slug)
+        return_url = pay_without_coming_back(browser)
+        attempt = latest_attempt(deployment)
+        params = signed_callback(attempt)
+        # The browser comes back to one process while the gateway calls the other.
+        at_once(
+            [
+                lambda u=return_url, b=browser: fresh(b, "GET", u, allow_redirects=False),
+                lambda p=params: requests.post(f"{urls[1]}/pay/rbs/callback", data=p, timeout=60),
+            ]
+        )
+        orders.append(order_of(deployment, attempt.id))
+    for order in orders:
+        assert paid_transitions(deployment, order.id) == 1
+    assert wait_for(lambda: all(mails_for(smtp, o.number) == 1 for o in orders))
+
+
+@scenario("20 concurrent 'place order' posts for one cart → one order, one gateway registration")
+def test_twenty_concurrent_place_order_posts_make_one_order(deployment, sandbox):
+    _, slug = new_product(deployment, stock=50)
+    browser = Browser()
+    page = browser.get(f"{deployment.url}/p/{slug}")
+    browser.submit(page.form("/cart/add"), quantity=2)
+    page = browser.get(f"{deployment.url}/checkout/")
+    page = browser.submit(page.form("/checkout/"), gateway="rbs", **CUSTOMER)
+    place = page.form("/checkout/place")
+    before = len(query(deployment, select(Order.id)))
+    urls = deployment.urls
+
+    responses = at_once(
+        [
+            (
+                lambda i=i: browser.http.post(
+                    f"{urls[i % 2]}/checkout/place",
+                    data=place.fields,
+                    timeout=60,
+                    allow_redirects=False,
+                )
+            )
+            for i in range(20)
+        ]
+    )
+
+    assert all(r.status_code in (202, 303) for r in responses), [r.status_code for r in responses]
+    assert len(query(deployment, select(Order.id))) == before + 1
+    assert len(sandbox.state()["rbs_order"]) == 1
+    gateway_pages = {
+        r.headers["Location"]
+        for r in responses
+        if r.status_code == 303 and r.headers["Location"].startswith(sandbox.url)
+    }
+    assert len(gateway_pages) <= 1  # everyone who was sent on went to the same payment
+
+
+@scenario(
+    "Stock of 1 and 30 buyers at once → one order holds it; stock never below zero; "
+    "the others are told it is sold out"
+)
+def test_thirty_buyers_for_the_last_item(deployment, sandbox):
+    product_id, slug = new_product(deployment, stock=1)
+    buyers = []
+    for _ in range(30):
+        browser = Browser()
+        page = browser.get(f"{deployment.url}/p/{slug}")
+        browser.submit(page.form("/cart/add"), quantity=1)
+        page = browser.get(f"{deployment.url}/checkout/")
+        page = browser.submit(page.form("/checkout/"), gateway="rbs", **CUSTOMER)
+        buyers.append((browser, page.form("/checkout/place")))
+    urls = deployment.urls
+
+    responses = at_once(
+        [
+            (
+                lambda i=i, b=b, f=f: b.http.post(
+                    f"{urls[i % 2]}/checkout/place", data=f.fields, timeout=60
+                )
+            )
+            for i, (b, f) in enumerate(buyers)
+        ]
+    )
+
+    on_gateway = [r for r in responses if r.url.startswith(sandbox.url)]
+    sold_out = [r for r in responses if "not enough stock" in r.text or "is sold out" in r.text]
+    assert len(on_gateway) == 1
+    assert len(sold_out) == 29, [
+        (r.status_code, r.url, r.text[:3000])
+        for r in responses
+        if r not in on_gateway and r not in sold_out
+    ][:1]
+    assert query(deployment, select(Product.stock).where(Product.id == product_id)) == [0]
+
+
+@scenario(
+    "The gateway hangs at registration → a clear page within the timeout, the order "
+    "stays payable, no worker timeout"
+)
+def test_hanging_gateway_gives_a_clear_page_and_a_payable_order(deployment, sandbox):
+    _, slug = new_product(deployment)
+    sandbox.arm("rbs", "register", "hang", seconds=8)  # longer than the shop's 3 s read timeout
+    browser = Browser()
+    page = to_gateway(deployment, browser, slug)
+    assert page.status == 200
+    assert "Your payment was not completed" in page
+    assert "could not reach the payment service" in page.text
+    order = order_of(deployment, latest_attempt(deployment).id)
+    assert order.state == OrderState.PENDING_PAYMENT
+    assert latest_attempt(deployment).state == AttemptState.UNKNOWN
+    # The customer tries again once the gateway answers, and pays.
+    page = browser.submit(page.form("/pay", button="Try again"), gateway="rbs")
+    form = page.form(button="Cancel")
+    page = browser.submit(form, button="pay", pan="4111111111111111", expiry="12/34", cvc="123")
+    assert "Thank you, your payment was received" in page
+
+
+@scenario("A status query fails twice, then answers → the right state")
+def test_status_query_failing_twice_then_answering(deployment, sandbox):
+    _, slug = new_product(deployment)
+    sandbox.settings(**{"delivery:rbs": "hold"})
+    browser = Browser()
+    to_gateway(deployment, browser, slug)
+    return_url = pay_without_coming_back(browser)
+    sandbox.arm("rbs", "getOrderStatusExtended", "http_503", count=2)
+
+    # The query and its one retry both fail: unknown, never failed.
+    response = browser.http.get(return_url, timeout=30, allow_redirects=False)
+    assert response.status_code == 303
+    assert latest_attempt(deployment).state == AttemptState.REDIRECTED
+    attempt = latest_attempt(deployment)
+    errors = query(
+        deployment,
+        select(PaymentEvent.summary).where(
+            PaymentEvent.attempt_id == attempt.id, PaymentEvent.summary.like("%unknown%")
+        ),
+    )
+    assert errors  # the failed queries are in the evidence
+    page = browser.get(urljoin(return_url, response.headers["Location"]))  # asks again: answers
+    assert "Thank you, your payment was received" in page
+    assert latest_attempt(deployment).state == AttemptState.PAID
+
+
+@scenario("Forged return with orderStatus=2 while the gateway says unpaid → not paid, logged")
+def test_forged_return_is_only_a_trigger(deployment, sandbox):
+    _, slug = new_product(deployment)
+    browser = Browser()
+    to_gateway(deployment, browser, slug)
+    attempt = latest_attempt(deployment)
+    page = browser.get(
+        f"{deployment.urls[1]}/pay/rbs/return/{attempt.token}"
+        f"?orderId={attempt.gateway_id}&orderStatus=2&paid=true"
+    )
+    assert "Thank you" not in page
+    assert latest_attempt(deployment).state == AttemptState.PENDING
+    assert order_of(deployment, attempt.id).state == OrderState.PENDING_PAYMENT
+
+
+@scenario("Callbacks with a bad, a missing, or a tampered checksum → no state change, logged")
+def test_badly_signed_callbacks_change_nothing(deployment, sandbox):
+    _, slug = new_product(deployment)
+    sandbox.settings(**{"delivery:rbs": "hold"})
+    browser = Browser()
+    to_gateway(deployment, browser, slug)
+    pay_without_coming_back(browser, card="4000000000000002")  # declined at the gateway
+    attempt = latest_attempt(deployment)
+    good = signed_callback(attempt)
+    bad = {**good, "checksum": "A" * 64}
+    missing = {k: v for k, v in good.items() if k != "checksum"}
+    tampered = {**good, "amount": "1"}  # a field added after signing
+    for form in (bad, missing, tampered):
+        response = requests.post(f"{deployment.url}/pay/rbs/callback", data=form, timeout=30)
+        assert response.status_code == 400
+    assert latest_attempt(deployment).state == AttemptState.REDIRECTED
+    refused = query(
+        deployment,
+        select(PaymentEvent.summary).where(
+            PaymentEvent.attempt_id == attempt.id, PaymentEvent.summary.like("%refused%")
+        ),
+    )
+    assert len(refused) == 3
+
+
+@scenario(
+    "A validly signed callback claiming success for a declined payment → the status "
+    "query decides: declined"
+)
+def test_signed_callback_does_not_overrule_the_gateways_status(deployment, sandbox):
+    _, slug = new_product(deployment)
+    sandbox.settings(**{"delivery:rbs": "hold"})
+    browser = Browser()
+    to_gateway(deployment, browser, slug)
+    pay_without_coming_back(browser, card="4000000000000002")
+    attempt = latest_attempt(deployment)
+    response = requests.post(
+        f"{deployment.url}/pay/rbs/callback", data=signed_callback(attempt, status="1"), timeout=30
+    )
+    assert response.status_code == 200
+    assert latest_attempt(deployment).state == AttemptState.DECLINED
+    assert order_of(deployment, attempt.id).state == OrderState.PENDING_PAYMENT
+
+
+@scenario(
+    "The gateway reports another amount for the payment → on hold for the operator, never paid"
+)
+def test_amount_mismatch_puts_the_order_on_hold(deployment, sandbox):
+    _, slug = new_product(deployment, price=1250)
+    sandbox.settings(**{"delivery:rbs": "hold"})
+    browser = Browser()
+    to_gateway(deployment, browser, slug)
+    return_url = pay_without_coming_back(browser)
+    sandbox.arm("rbs", "getOrderStatusExtended", "tamper_amount", amount=1)
+    page = browser.get(return_url)
+    assert "We are checking your payment" in page
+    attempt = latest_attempt(deployment)
+    assert attempt.state == AttemptState.MISMATCH
+    assert order_of(deployment, attempt.id).state == OrderState.ON_HOLD
+
+
+@scenario("A callback naming one order's number and another's payment id → refused")
+def test_callback_mixing_two_payments_names_neither(deployment, sandbox):
+    _, slug = new_product(deployment)
+    sandbox.settings(**{"delivery:rbs": "hold"})
+    first, second = Browser(), Browser()
+    to_gateway(deployment, first, slug)
+    a = latest_attempt(deployment)
+    to_gateway(deployment, second, slug)
+    pay_without_coming_back(second)
+    b = latest_attempt(deployment)
+    mixed = SimpleNamespace(gateway_id=b.gateway_id, reference=a.reference)
+    response = requests.post(
+        f"{deployment.url}/pay/rbs/callback", data=signed_callback(mixed), timeout=30
+    )
+    assert response.status_code == 404
+    assert order_of(deployment, a.id).state == OrderState.PENDING_PAYMENT
+
+
+@scenario("A fail callback after success → the order stays paid")
+def test_fail_after_success_leaves_paid(deployment, sandbox):
+    _, slug = new_product(deployment)
+    browser = Browser()
+    to_gateway(deployment, browser, slug)
+    page = browser.submit(
+        browser.page.form(button="Cancel"),
+        button="pay",
+        pan="4111111111111111",
+        expiry="12/34",
+        cvc="123",
+    )
+    assert "Thank you" in page
+    attempt = latest_attempt(deployment)
+    response = requests.post(
+        f"{deployment.url}/pay/rbs/callback", data=signed_callback(attempt, status="0"), timeout=30
+    )
+    assert response.status_code == 200
+    assert latest_attempt(deployment).state == AttemptState.PAID
+    assert order_of(deployment, attempt.id).state == OrderState.PAID
+
+
+@scenario("A replay of the payment's callback after a refund → stays refunded")
+def test_replay_after_refund_stays_refunded(deployment, sandbox):
+    _, slug = new_product(deployment, price=2000)
+    browser = Browser()
+    to_gateway(deployment, browser, slug)
+    browser.submit(
+        browser.page.form(button="Cancel"),
+        button="pay",
+        pan="4111111111111111",
+        expiry="12/34",
+        cvc="123",
+    )
+    attempt = latest_attempt(deployment)
+    with deployment.app.app_context():
+        from storefront.payments import backoffice
+
+        backoffice.refund(db.session.get(PaymentAttempt, attempt.id), 2000, "test operator")
+        db.session.remove()
+    assert latest_attempt(deployment).state == AttemptState.REFUNDED
+    response = requests.post(
+        f"{deployment.urls[1]}/pay/rbs/callback", data=signed_callback(attempt), timeout=30
+    )
+    assert response.status_code == 200
+    assert latest_attempt(deployment).state == AttemptState.REFUNDED
+    assert order_of(deployment, attempt.id).state == OrderState.REFUNDED
+
+
+@scenario(
+    "The server is SIGKILLed after committing a paid transition, before its email → "
+    "after a restart, exactly one email"
+)
+def test_killed_before_the_email_still_sends_exactly_one(deployment, sandbox, smtp):
+    _, slug = new_product(deployment)
+    sandbox.settings(**{"delivery:rbs": "hold"})
+    browser = Browser()
+    to_gateway(deployment, browser, slug)
+    return_url = pay_without_coming_back(browser)
+    attempt = latest_attempt(deployment)
+    smtp.frozen.set()  # the mail server will take the connection and never answer DATA
+    smtp.arrived.clear()
+
+    def come_back():
+        # The server dies under this request: that is the point.
+        with contextlib.suppress(requests.ConnectionError):
+            requests.get(return_url, timeout=60, allow_redirects=False)
+
+    waiter = threading.Thread(target=come_back, daemon=True)
+    waiter.start()
+    assert smtp.arrived.wait(timeout=30)  # paid is committed; the worker is inside the send
+    order = order_of(deployment, attempt.id)
+    assert order.state == OrderState.PAID
+    deployment.processes.processes[0].kill()
+    smtp.frozen.clear()
+    deployment.processes.restart(0)
+    assert mails_for(smtp, order.number) == 0
+
+    def reconcile():
+        with deployment.app.app_context():
+            from storefront.payments.reconciler import reconcile as run
+
+            run(older_than=0)
+            db.session.remove()
+
+    import time
+
+    time.sleep(1.1)  # the dead worker's claim on the mail goes stale (MAIL_CLAIM_TIMEOUT=1)
+    at_once([reconcile, reconcile, reconcile])
+    assert mails_for(smtp, order.number) == 1
+    assert paid_transitions(deployment, order.id) == 1
+
+
+def test_stock_can_never_go_below_zero_in_the_database(deployment):
+    """The CHECK constraint is the last line: even a direct update cannot oversell."""
+    from sqlalchemy import exc, update
+
+    product_id, _ = new_product(deployment, stock=1)
+    with deployment.app.app_context():
+        with pytest.raises(exc.IntegrityError):
+            db.session.execute(
+                update(Product).where(Product.id == product_id).values(stock=Product.stock - 2)
+            )
+            db.session.commit()
+        db.session.rollback()
+        assert (
+            db.session.execute(
+                select(func.min(Product.stock)).where(Product.id == product_id)
+            ).scalar()
+            == 1
+        )
+        db.session.remove()
