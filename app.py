@@ -18,5 +18,11 @@ app = create_app()
 if app.config["SANDBOX"]:
     from sandbox import create_app as create_sandbox
 
-    sandbox = create_sandbox({"SANDBOX_DB": str(Path(app.instance_path) / "sandbox.db")})
+    sandbox = create_sandbox(
+        {
+            "SANDBOX_DB": str(Path(app.instance_path) / "sandbox.db"),
+            # The demo InterPay terminal charges in the shop's own currency.
+            "SANDBOX_INTERPAY_CURRENCY": app.config["INTERPAY_CURRENCY"],
+        }
+    )
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/sandbox": sandbox})

@@ -65,7 +65,7 @@ def defaults(instance_path: str) -> dict:
         "SHOP_NAME": "Storefront",
         "CURRENCY": "EUR",
         "LOCALE": "en_IE",
-        "GATEWAYS": "rbs",
+        "GATEWAYS": "rbs,altapay,interpay",
         # The sandbox gateway mounted under /sandbox of this same process (see app.py).
         "SANDBOX": True,
         "SANDBOX_URL": "",
@@ -79,8 +79,9 @@ def defaults(instance_path: str) -> dict:
         "INTERPAY_ACK": True,
         "INTERPAY_ACK_IN_GETRESULT": False,
         "INTERPAY_ENCODING": "json",
-        # InterPay has no currency field: the terminal's currency must be the shop's.
-        "INTERPAY_CURRENCY": "CAD",
+        # InterPay has no currency field: its terminal's currency ("" = the shop's currency; a
+        # real terminal is usually CAD) must be the shop's, or InterPay cannot be offered.
+        "INTERPAY_CURRENCY": "",
         **SANDBOX_CREDENTIALS,
         # Outbound calls: connect and read timeouts in seconds, on every gateway call.
         "GATEWAY_CONNECT_TIMEOUT": 5.0,
@@ -133,6 +134,7 @@ def finish(config: dict) -> dict:
     config["INTERPAY_URL"] = (
         config["INTERPAY_URL"] or f"{sandbox}/interpay/svra/ {sandbox}/interpay/svrb/"
     )
+    config["INTERPAY_CURRENCY"] = (config["INTERPAY_CURRENCY"] or config["CURRENCY"]).upper()
     config["SQLALCHEMY_DATABASE_URI"] = _sqlalchemy_url(config["DATABASE_URL"])
     config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(config["SQLALCHEMY_DATABASE_URI"])
     https = config["PUBLIC_URL"].startswith("https://")
@@ -184,6 +186,12 @@ def check(config: Mapping) -> None:
     unknown = set(config["GATEWAYS"]) - {"rbs", "altapay", "interpay"}
     if unknown or not config["GATEWAYS"]:
         raise ConfigError(f"STOREFRONT_GATEWAYS must list rbs, altapay or interpay, not {unknown}")
+    if "interpay" in config["GATEWAYS"] and config["INTERPAY_CURRENCY"] != config["CURRENCY"]:
+        raise ConfigError(
+            f"InterPay's terminal charges {config['INTERPAY_CURRENCY']} but the shop sells in "
+            f"{config['CURRENCY']}: take interpay out of STOREFRONT_GATEWAYS or use a terminal "
+            "in the shop's currency (STOREFRONT_INTERPAY_CURRENCY)"
+        )
     if config["ENV"] != "production":
         return
     problems = []

@@ -120,7 +120,11 @@ def make_shop(tmp_path, sandbox):
 
     def start(**overrides) -> LiveShop:
         server = LiveServer()
-        app = create_app(shop_config(tmp_path, server.url, sandbox.url, **overrides))
+        try:
+            app = create_app(shop_config(tmp_path, server.url, sandbox.url, **overrides))
+        except BaseException:
+            server.close()  # bound but never started: release the port
+            raise
         with app.app_context():
             db.create_all()
         server.app = app

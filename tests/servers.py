@@ -27,6 +27,9 @@ class LiveServer:
         self._thread.start()
         return self
 
+    def close(self) -> None:
+        self._server.server_close()
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()

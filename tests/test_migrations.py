@@ -28,8 +28,9 @@ def empty_database(request, tmp_path):
 
 
 def test_upgrade_from_nothing_matches_the_models(empty_database, tmp_path):
-    app = create_app({"DATABASE_URL": empty_database, "SANDBOX": False,
-                      "INSTANCE_PATH": str(tmp_path)})
+    app = create_app(
+        {"DATABASE_URL": empty_database, "SANDBOX": False, "INSTANCE_PATH": str(tmp_path)}
+    )
     with app.app_context():
         upgrade()  # what `flask db upgrade` (make run, the Procfile's release step) does
         with db.engine.connect() as connection:

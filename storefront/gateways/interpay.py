@@ -85,6 +85,13 @@ class InterPayGateway(HttpGateway):
     name = "interpay"
     title = "Card (InterPay)"
     supports_refund = False  # Web-Redirect has no refund message
+    # The reconciler's timing for customers who never came back (payments.reconciler): a
+    # GetResult before the page finished gets 9015 and a second one cancels the session, while
+    # an approval must be acknowledged within 3 minutes. So: ask once 150 s after the hand-off
+    # (anyone who paid by then is still inside the Ack window), and after an undecided answer
+    # not again until the hosted page must have timed out (its limit is not published).
+    first_check_after = 150.0
+    recheck_pending_after = 1200.0
 
     def __init__(
         self,

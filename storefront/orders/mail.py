@@ -15,7 +15,14 @@ from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from flask import current_app, has_request_context, render_template, url_for
+from flask import (
+    after_this_request,
+    current_app,
+    g,
+    has_request_context,
+    render_template,
+    url_for,
+)
 from sqlalchemy import or_, select, update
 
 from storefront.extensions import db
@@ -23,6 +30,32 @@ from storefront.orders.models import Order, OutboxMessage
 from storefront.timeutil import now_utc
 
 SMTP_TIMEOUT = 20
+
+
+def drain_after_response() -> None:
+    """Send what is queued once the current response has gone out: a gateway waiting for our
+    answer (AltaPay gives up after 28 s) must not wait for a mail server. Outside a request,
+    send now."""
+    if not has_request_context():
+        drain()
+        return
+    if g.get("mail_drain_scheduled"):
+        return
+    g.mail_drain_scheduled = True
+    app = current_app._get_current_object()
+
+    @after_this_request
+    def schedule(response):
+        response.call_on_close(lambda: _drain_in(app))
+        return response
+
+
+def _drain_in(app) -> None:
+    with app.app_context():
+        try:
+            drain()
+        finally:
+            db.session.remove()
 
 
 def drain(limit: int = 20) -> int:

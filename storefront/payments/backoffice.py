@@ -9,15 +9,20 @@ leaves the claim in place and the outcome to the reconciler: nothing is assumed 
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import update
 
 from storefront.extensions import db
 from storefront.gateways import get_gateway
 from storefront.gateways.base import GatewayError, GatewayRefused, Outcome
 from storefront.money import format_money
 from storefront.payments.models import AttemptState, PaymentAttempt, PaymentEvent
-from storefront.payments.service import EvidenceLog, apply_result, attempt_ref, learn
-from storefront.timeutil import now_utc
+from storefront.payments.service import (
+    EvidenceLog,
+    apply_result,
+    attempt_ref,
+    claim_action,
+    learn,
+    release_action,
+)
 
 
 class ActionRefused(Exception):
@@ -40,21 +45,31 @@ def refundable(attempt: PaymentAttempt) -> int:
 
 def capture(attempt: PaymentAttempt, amount: int, operator: str) -> PaymentAttempt:
     """Capture ``amount`` (minor units) of a held payment."""
-    if not 0 < amount <= capturable(attempt):
-        raise ActionRefused(f"Only up to {_money(capturable(attempt), attempt)} can be captured.")
+
+    def allowed(current: PaymentAttempt) -> None:
+        if not 0 < amount <= capturable(current):
+            limit = _money(capturable(current), current)
+            raise ActionRefused(f"Only up to {limit} can be captured.")
+
     return _run(
         attempt,
         f"capture:{amount}",
         operator,
+        allowed,
         lambda gateway, ref, log: gateway.capture(ref, amount, log),
     )
 
 
 def void(attempt: PaymentAttempt, operator: str) -> PaymentAttempt:
     """Release a held payment in full."""
-    if attempt.state != AttemptState.AUTHORIZED:
-        raise ActionRefused("Only a held (authorised) payment can be voided.")
-    return _run(attempt, "void", operator, lambda gateway, ref, log: gateway.void(ref, log))
+
+    def allowed(current: PaymentAttempt) -> None:
+        if current.state != AttemptState.AUTHORIZED:
+            raise ActionRefused("Only a held (authorised) payment can be voided.")
+
+    return _run(
+        attempt, "void", operator, allowed, lambda gateway, ref, log: gateway.void(ref, log)
+    )
 
 
 def refund(attempt: PaymentAttempt, amount: int, operator: str) -> PaymentAttempt:
@@ -65,15 +80,19 @@ def refund(attempt: PaymentAttempt, amount: int, operator: str) -> PaymentAttemp
             f"{gateway.title} has no refund in its protocol: refund it from the "
             "gateway's own back office."
         )
-    if not 0 < amount <= refundable(attempt):
-        raise ActionRefused(
-            "Refunding more than was captured is impossible: at most "
-            f"{_money(refundable(attempt), attempt)} can be refunded."
-        )
+
+    def allowed(current: PaymentAttempt) -> None:
+        if not 0 < amount <= refundable(current):
+            raise ActionRefused(
+                "Refunding more than was captured is impossible: at most "
+                f"{_money(refundable(current), current)} can be refunded."
+            )
+
     return _run(
         attempt,
         f"refund:{amount}",
         operator,
+        allowed,
         lambda gateway, ref, log: gateway.refund(ref, amount, log),
     )
 
@@ -82,9 +101,17 @@ def _money(amount: int, attempt: PaymentAttempt) -> str:
     return format_money(amount, attempt.currency, current_app.config["LOCALE"])
 
 
-def _run(attempt: PaymentAttempt, action: str, operator: str, call) -> PaymentAttempt:
-    if not _claim(attempt, action):
+def _run(attempt: PaymentAttempt, action: str, operator: str, allowed, call) -> PaymentAttempt:
+    allowed(attempt)  # refuse at once what the page already shows is impossible
+    if not claim_action(attempt, action):
         raise ActionRefused("Another action on this payment is under way. Reload the page.")
+    # Judge again under the claim: a capture or refund may have finished just before it.
+    db.session.refresh(attempt)
+    try:
+        allowed(attempt)
+    except ActionRefused:
+        release_action(attempt)
+        raise
     gateway = get_gateway(attempt.gateway)
     log = EvidenceLog()
     log.record("decision", f"{operator} asked for {action}")
@@ -102,24 +129,9 @@ def _run(attempt: PaymentAttempt, action: str, operator: str, call) -> PaymentAt
     return attempt
 
 
-def _claim(attempt: PaymentAttempt, action: str) -> bool:
-    claimed = db.session.execute(
-        update(PaymentAttempt)
-        .where(PaymentAttempt.id == attempt.id, PaymentAttempt.action.is_(None))
-        .values(action=action, action_at=now_utc())
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    return claimed == 1
-
-
 def _release(attempt: PaymentAttempt, log: EvidenceLog, summary: str) -> None:
     _record(attempt, log, summary)
-    db.session.execute(
-        update(PaymentAttempt).where(PaymentAttempt.id == attempt.id).values(action=None)
-    )
-    db.session.commit()
-    db.session.refresh(attempt)
+    release_action(attempt)
 
 
 def _record(attempt: PaymentAttempt, log: EvidenceLog, summary: str) -> None:

@@ -17,6 +17,7 @@ from flask import Blueprint, abort, current_app, request
 
 from storefront.extensions import csrf, db
 from storefront.gateways.base import BadNotice
+from storefront.money import currency_info, from_major
 from storefront.orders.views import render_order
 from storefront.payments import service as payments
 from storefront.payments.models import PaymentEvent
@@ -69,6 +70,38 @@ def absolute_urls(html: str) -> str:
     gateway; and the CSP forbids a ``<base>`` element that could fix them all at once.
     """
     return _LOCAL_URL.sub(lambda m: m.group(1) + current_app.config["PUBLIC_URL"] + "/", html)
+
+
+@bp.post("/altapay/verify-order")
+@csrf.exempt
+@limited("callback", limit=600, per=60)
+def altapay_verify_order():
+    """AltaPay's last check before it takes the money (``callback_verify_order``).
+
+    Answers exactly ``OKAY`` while the attempt is its order's current one and the order is
+    still payable for this amount and currency; any other answer makes the gateway stop and
+    show it to the customer. Nothing changes here, so nothing needs authenticating.
+
+    :raise 404: AltaPay is not configured for this shop.
+    """
+    if "altapay" not in current_app.config["GATEWAYS"]:
+        abort(404)
+    attempt = payments.find_attempt("altapay", request.form.get("shop_orderid"), None)
+    reason = "This order is unknown to the shop."
+    if attempt is not None:
+        order = attempt.order
+        try:
+            currency = currency_info(request.form.get("currency", "")).code
+            amount = from_major(request.form.get("amount", ""), currency)
+        except ValueError:
+            currency, amount = None, None
+        if not order.is_payable or order.latest_attempt.id != attempt.id:
+            reason = "This order can no longer be paid. Please return to the shop."
+        elif (amount, currency) != (attempt.amount, attempt.currency):
+            reason = "The amount does not match the order. Please return to the shop."
+        else:
+            reason = "OKAY"
+    return reason, 200, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 def _settle_callback(gateway_name: str, kind: str, form):

@@ -23,7 +23,7 @@ from storefront.orders.service import expire_due_orders
 from storefront.payments.backoffice import resolve_unknown_action
 from storefront.payments.models import AttemptState, PaymentAttempt
 from storefront.payments.service import OPEN, claim_check, settle
-from storefront.timeutil import now_utc
+from storefront.timeutil import as_utc, now_utc
 
 
 def reconcile(older_than: float = 60, limit: int = 200) -> dict[str, int]:
@@ -57,6 +57,8 @@ def reconcile(older_than: float = 60, limit: int = 200) -> dict[str, int]:
         # A held payment waits for the operator, unless its gateway finishes on our Ack.
         if attempt.state == AttemptState.AUTHORIZED and not getattr(gateway, "acknowledges", False):
             continue
+        if _too_early(attempt, gateway, older_than):
+            continue
         if not claim_check(attempt, older_than / 2):
             continue  # another process has just asked
         before = attempt.state
@@ -83,3 +85,27 @@ def reconcile(older_than: float = 60, limit: int = 200) -> dict[str, int]:
     # Mails whose sender died between the commit and the send go out now.
     counts["mails_sent"] = drain()
     return counts
+
+
+def _too_early(attempt: PaymentAttempt, gateway, default: float) -> bool:
+    """Whether asking about a payment whose customer has not come back would do harm now.
+
+    Gateways where an early status query interferes with the customer still on their page say
+    so: ``first_check_after`` (seconds after the hand-off) and ``recheck_pending_after``
+    (seconds between queries that found it undecided). InterPay cancels a session on the second
+    GetResult before its page finished, yet reverses an approval not acknowledged within three
+    minutes, so its adapter sets both.
+    """
+    if attempt.returned_at is not None or attempt.state == AttemptState.AUTHORIZED:
+        return False
+    now = now_utc()
+    first = getattr(gateway, "first_check_after", default)
+    if as_utc(attempt.created_at) > now - timedelta(seconds=first):
+        return True
+    again = getattr(gateway, "recheck_pending_after", None)
+    return bool(
+        again
+        and attempt.state == AttemptState.PENDING
+        and attempt.checked_at is not None
+        and as_utc(attempt.checked_at) > now - timedelta(seconds=again)
+    )

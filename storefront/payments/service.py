@@ -32,6 +32,7 @@ from storefront.gateways.base import (
     PaymentRequest,
     Result,
 )
+from storefront.orders import mail
 from storefront.orders import service as orders
 from storefront.orders.models import Order, OrderState
 from storefront.payments.models import (
@@ -192,6 +193,7 @@ def _payment_request(order: Order, attempt: PaymentAttempt) -> PaymentRequest:
             kind: public + url_for("callbacks.altapay_callback", kind=kind)
             for kind in ("ok", "fail", "open", "notification")
         },
+        "verify_order": public + url_for("callbacks.altapay_verify_order"),
     }
     return PaymentRequest(
         reference=attempt.reference,
@@ -233,10 +235,24 @@ def settle(
     """Learn the gateway's word on ``attempt`` and apply it once. Returns the attempt, fresh."""
     gateway = get_gateway(attempt.gateway)
     log = log or EvidenceLog()
-    apply_result(attempt, learn(attempt, notice, log), log, source)
+    result = learn(attempt, notice, log)
+    if (
+        notice is not None
+        and notice.result is not None
+        and _decide(attempt, result)[0] == S.MISMATCH
+    ):
+        # A signed body that does not fit the order proves only that someone holds the secret:
+        # the gateway's own status query, which no one can forge, decides instead.
+        log.record(
+            "decision",
+            f"{source}: signed result does not fit the order; asking the "
+            f"gateway ({_decide(attempt, result)[1]})",
+        )
+        result = learn(attempt, None, log)
+    apply_result(attempt, result, log, source)
     if attempt.state == S.AUTHORIZED and getattr(gateway, "acknowledges", False):
         _acknowledge(attempt, gateway, log)
-    drain_outbox()
+    mail.drain_after_response()
     return attempt
 
 
@@ -252,14 +268,44 @@ def learn(attempt: PaymentAttempt, notice: Notice | None, log: EvidenceLog) -> R
 
 
 def _acknowledge(attempt: PaymentAttempt, gateway, log: EvidenceLog) -> None:
-    # Acknowledge only now that "authorized" is durable: if we crash after the gateway captured,
-    # the reconciler finds an authorized attempt and asks again; nothing is lost either way.
+    # Acknowledge only now that "authorized" is durable, and once however many returns arrive
+    # together: the Ack is claimed on the attempt like a back-office action. A lost answer keeps
+    # the claim, and the reconciler learns from the gateway whether the capture happened.
+    if not claim_action(attempt, "acknowledge"):
+        return
+    db.session.refresh(attempt)
+    if attempt.state != S.AUTHORIZED:  # another request acknowledged it before our claim
+        release_action(attempt)
+        return
     try:
         result = gateway.acknowledge(attempt_ref(attempt), log)
     except GatewayError as exc:
         result = Result(outcome=Outcome.UNKNOWN, codes=f"acknowledge: {exc}"[:200])
     if result is not None:
         apply_result(attempt, result, log, "acknowledge")
+    if result is None or result.outcome is not Outcome.UNKNOWN:
+        release_action(attempt)
+
+
+def claim_action(attempt: PaymentAttempt, action: str) -> bool:
+    """Claim ``attempt`` for one gateway action (an Ack, a capture, …): True for one caller only,
+    across threads and processes, until ``release_action``."""
+    claimed = db.session.execute(
+        update(PaymentAttempt)
+        .where(PaymentAttempt.id == attempt.id, PaymentAttempt.action.is_(None))
+        .values(action=action, action_at=now_utc())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return claimed == 1
+
+
+def release_action(attempt: PaymentAttempt) -> None:
+    db.session.execute(
+        update(PaymentAttempt).where(PaymentAttempt.id == attempt.id).values(action=None)
+    )
+    db.session.commit()
+    db.session.refresh(attempt)
 
 
 def apply_result(attempt: PaymentAttempt, result: Result, log: EvidenceLog, source: str) -> None:
@@ -402,12 +448,6 @@ def _late_money(order: Order, ref: str) -> None:
             f"{ref} paid while the order was already {order.state}: "
             "a second payment, to be refunded",
         )
-
-
-def drain_outbox() -> None:
-    from storefront.orders.mail import drain
-
-    drain()
 
 
 # Checking again ---------------------------------------------------------------------------
