@@ -17,9 +17,10 @@ if ! command -v pg_ctlcluster >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 version=$(ls /etc/postgresql | sort -V | tail -n 1)
-pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || true
+# Everything below talks on stderr: stdout carries only the URL.
+pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 2>/dev/null || true
 for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 && break; sleep 1; done
-su postgres -c "psql -q -v ON_ERROR_STOP=1" <<'SQL'
+su postgres -c "psql -q -v ON_ERROR_STOP=1" >&2 <<'SQL'
 DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'storefront') THEN
     CREATE ROLE storefront LOGIN PASSWORD 'storefront' CREATEDB;
@@ -27,6 +28,6 @@ DO $$ BEGIN
 END $$;
 SQL
 su postgres -c "psql -qtAc \"SELECT 1 FROM pg_database WHERE datname = 'storefront_test'\"" | grep -q 1 \
-  || su postgres -c "createdb -O storefront storefront_test"
+  || su postgres -c "createdb -O storefront storefront_test" >&2
 answers || { echo "PostgreSQL still does not answer at $URL" >&2; exit 1; }
 echo "$URL"
