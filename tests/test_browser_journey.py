@@ -65,3 +65,40 @@ def test_a_declined_card_in_chromium_offers_to_try_again(page, shop, sandbox):
     pay_in_chromium(page, "4111111111111111")
     page.shot("receipt-after-retry")
     assert "Thank you, your payment was received" in page.content()
+
+
+def test_altapay_relays_the_receipt_to_chromium_as_a_complete_page(page, make_shop, sandbox):
+    """AltaPay serves our callback_ok answer from its own address with scripts stripped: the
+    customer must still get the whole receipt, styled, with links that lead back to the shop."""
+    shop = make_shop(GATEWAYS="altapay")
+    _, slug = product(shop, name="Kenya AA", price=1250, stock=3)
+    fetched = []
+    page.on("response", lambda r: fetched.append((r.url, r.status)))
+    checkout_in_chromium(page, shop, slug)
+    assert page.url.startswith(sandbox.url)
+
+    page.fill("#cardno", "4111111111111111")
+    page.fill("#emonth", "12")
+    page.fill("#eyear", "34")
+    page.fill("#cvc", "123")
+    page.fill("#cardholdername", "Ann Example")
+    page.shot("gateway")
+    page.get_by_role("button", name="Pay 12.50 EUR").click()
+
+    page.shot("relayed-receipt")
+    assert page.url.startswith(sandbox.url)  # the gateway's address, our page
+    assert page.get_by_role("heading", level=1).inner_text() == (
+        "Thank you, your order is confirmed"
+    )
+    assert page.locator("script").count() == 0
+    assert "Kenya AA" in page.content()
+    assert (f"{shop.url}/static/css/shop.css", 200) in fetched  # styled by the shop's own CSS
+    order, _ = latest_order(shop)
+    assert order.number in page.content()
+    assert order.state == OrderState.AUTHORIZED
+
+    page.get_by_role("link", name="this address").click()  # the receipt at the shop
+    assert page.url == f"{shop.url}/order/{order.receipt_token}"
+    assert "Thank you, your order is confirmed" in page.content()
+    page.get_by_role("link", name="Continue shopping").click()
+    assert page.url == f"{shop.url}/"
