@@ -26,6 +26,7 @@ from storefront.payments.models import AttemptState, PaymentAttempt, PaymentEven
 from tests.browser import Browser
 from tests.deployment import (
     CALLBACK_KEY,
+    ROOT,
     SECRET,
     Deployment,
     SmtpServer,
@@ -594,3 +595,194 @@ def test_stock_can_never_go_below_zero_in_the_database(deployment):
             == 1
         )
         db.session.remove()
+
+
+# AltaPay and InterPay ------------------------------------------------------------------------
+
+
+def transitions_to(deployment, order_id: int, state: str) -> int:
+    return len(
+        query(
+            deployment,
+            select(OrderEvent.id).where(
+                OrderEvent.order_id == order_id, OrderEvent.to_state == state
+            ),
+        )
+    )
+
+
+def requests_of(deployment, attempt_id: int, marker: str) -> int:
+    """How many requests the shop sent for the attempt whose logged body contains ``marker``."""
+    details = query(
+        deployment,
+        select(PaymentEvent.detail).where(
+            PaymentEvent.attempt_id == attempt_id, PaymentEvent.kind == "request"
+        ),
+    )
+    return sum(marker in (detail or "") for detail in details)
+
+
+def unprocessed_altapay_callback(deployment, sandbox, slug: str) -> tuple[PaymentAttempt, dict]:
+    """Pay on AltaPay's page while the gateway signs its callback with a wrong key (the shop
+    refuses it), then return that callback as it should have been: validly signed, and not yet
+    seen by the shop."""
+    from sandbox.altapay import checksum
+    from tests.test_journey_altapay import pay_altapay
+
+    sandbox.arm("altapay", "callback", "bad_checksum")
+    browser = Browser()
+    to_gateway(deployment, browser, slug, gateway="altapay")
+    pay_altapay(browser)
+    attempt = latest_attempt(deployment)
+    # The wrongly signed callback changed nothing.
+    assert order_of(deployment, attempt.id).state == OrderState.PENDING_PAYMENT
+    [posted] = sandbox.state()["altapay_callback"]
+    fields = dict(posted["fields"])
+    fields["checksum"] = checksum(
+        fields["amount"], fields["currency"], fields["shop_orderid"], "sandbox-shared-secret"
+    )
+    return attempt, fields
+
+
+@scenario(
+    "AltaPay: one valid callback_ok ×50 at once across both processes → one transition, "
+    "one stock decrement, one email; every call answered 2xx",
+    gateway="altapay",
+)
+def test_fifty_concurrent_altapay_callbacks_fulfil_once(deployment, sandbox, smtp):
+    product_id, slug = new_product(deployment, stock=10, price=1250)
+    attempt, fields = unprocessed_altapay_callback(deployment, sandbox, slug)
+    urls = deployment.urls
+
+    answers = at_once(
+        [
+            (
+                lambda i=i: requests.post(
+                    f"{urls[i % 2]}/pay/altapay/callback/ok", data=fields, timeout=60
+                )
+            )
+            for i in range(50)
+        ]
+    )
+
+    assert [a.status_code for a in answers] == [200] * 50
+    assert all("Thank you, your order is confirmed" in a.text for a in answers)
+    order = order_of(deployment, attempt.id)
+    assert order.state == OrderState.AUTHORIZED
+    assert transitions_to(deployment, order.id, OrderState.AUTHORIZED) == 1
+    assert query(deployment, select(Product.stock).where(Product.id == product_id)) == [9]
+    assert wait_for(lambda: mails_for(smtp, order.number) == 1)
+    outbox = query(deployment, select(OutboxMessage).where(OutboxMessage.order_id == order.id))
+    assert len(outbox) == 1
+
+
+@scenario(
+    "AltaPay: callback_ok and callback_notification for one payment released together, "
+    "20 times → one fulfilment each time",
+    gateway="altapay",
+)
+def test_altapay_ok_and_notification_together_fulfil_once(deployment, sandbox, smtp):
+    _, slug = new_product(deployment, stock=100, price=1250)
+    urls = deployment.urls
+    orders = []
+    for _ in range(20):
+        sandbox.reset()
+        attempt, fields = unprocessed_altapay_callback(deployment, sandbox, slug)
+        at_once(
+            [
+                lambda f=fields: requests.post(
+                    f"{urls[0]}/pay/altapay/callback/ok", data=f, timeout=60
+                ),
+                lambda f=fields: requests.post(
+                    f"{urls[1]}/pay/altapay/callback/notification", data=f, timeout=60
+                ),
+            ]
+        )
+        orders.append(order_of(deployment, attempt.id))
+    for order in orders:
+        assert order.state == OrderState.AUTHORIZED
+        assert transitions_to(deployment, order.id, OrderState.AUTHORIZED) == 1
+    assert wait_for(lambda: all(mails_for(smtp, o.number) == 1 for o in orders))
+
+
+def interpay_paid_without_coming_back(deployment, slug: str) -> tuple[PaymentAttempt, str]:
+    """Pay on InterPay's page; the return URL the browser was sent to, not yet followed."""
+    from tests.test_journey_interpay import pay_interpay
+
+    browser = Browser()
+    to_gateway(deployment, browser, slug, gateway="interpay")
+    response = pay_interpay(browser, follow=False)
+    assert response.status_code == 303
+    return latest_attempt(deployment), response.headers["Location"]
+
+
+@scenario(
+    "InterPay: 20 browser returns at once across both processes → one Ack, one capture, one email",
+    gateway="interpay",
+)
+def test_interpay_returns_across_processes_send_one_ack(deployment, sandbox, smtp):
+    product_id, slug = new_product(deployment, stock=10, price=2500)
+    attempt, back = interpay_paid_without_coming_back(deployment, slug)
+    path = back.split("/", 3)[3]
+    urls = deployment.urls
+
+    codes = at_once(
+        [
+            (lambda i=i: requests.get(f"{urls[i % 2]}/{path}", timeout=60).status_code)
+            for i in range(20)
+        ]
+    )
+
+    assert codes == [200] * 20
+    order = order_of(deployment, attempt.id)
+    assert order.state == OrderState.PAID
+    assert paid_transitions(deployment, order.id) == 1
+    assert requests_of(deployment, attempt.id, '"ACTION": "Ack"') == 1
+    [session] = sandbox.state()["interpay_session"]
+    assert (session["state"], session["acked"]) == ("captured", "Y")  # the gateway agrees
+    assert query(deployment, select(Product.stock).where(Product.id == product_id)) == [9]
+    assert wait_for(lambda: mails_for(smtp, order.number) == 1)
+
+
+@scenario(
+    "InterPay: the customer pays and closes the tab; three reconciler processes run at "
+    "once → one Ack, paid once",
+    gateway="interpay",
+)
+def test_interpay_reconcilers_at_once_send_one_ack(deployment, sandbox, smtp):
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    _, slug = new_product(deployment, stock=10, price=2500)
+    attempt, _ = interpay_paid_without_coming_back(deployment, slug)
+    with deployment.app.app_context():  # the browser left long enough ago to look it up
+        db.session.execute(
+            update(PaymentAttempt)
+            .where(PaymentAttempt.id == attempt.id)
+            .values(created_at=attempt.created_at - timedelta(seconds=160))
+        )
+        db.session.commit()
+        db.session.remove()
+    command = [sys.executable, "-m", "flask", "--app", "app", "payments", "reconcile"]
+    env = deployment.processes.env()
+
+    results = at_once(
+        [
+            lambda: subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+                command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+            )
+            for _ in range(3)
+        ]
+    )
+
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr[-2000:] for r in results]
+    order = order_of(deployment, attempt.id)
+    assert order.state == OrderState.PAID
+    assert paid_transitions(deployment, order.id) == 1
+    assert requests_of(deployment, attempt.id, '"ACTION": "Ack"') == 1
+    [session] = sandbox.state()["interpay_session"]
+    assert (session["state"], session["acked"]) == ("captured", "Y")
+    assert wait_for(lambda: mails_for(smtp, order.number) == 1)
