@@ -41,6 +41,10 @@ class SandboxControl:
         body = {"gateway": gateway, "op": op, "fault": fault, "count": count, "params": params}
         self.http.post(f"{self.url}/__control/faults", json=body, timeout=5).raise_for_status()
 
+    def disarm(self) -> None:
+        """Take back every fault not yet taken."""
+        self.http.delete(f"{self.url}/__control/faults", timeout=5).raise_for_status()
+
     def advance(self, seconds: float) -> None:
         self.http.post(f"{self.url}/__control/clock", json={"advance": seconds}, timeout=30)
 

@@ -34,9 +34,21 @@ from tests.deployment import (
     drop_database,
 )
 from tests.factories import make_product
-from tests.journeys import CUSTOMER, to_gateway
+from tests.journeys import CUSTOMER, pay_rbs, to_gateway
+from tests.test_journey_altapay import pay_altapay
+from tests.test_journey_interpay import pay_interpay
 
 scenario = pytest.mark.scenario
+
+GATEWAYS = ["rbs", "altapay", "interpay"]
+# Where the sandbox keeps what a shop registered, and the call that registers it.
+REGISTRATIONS = {"rbs": "rbs_order", "altapay": "altapay_request", "interpay": "interpay_session"}
+START_OPERATIONS = {
+    "rbs": "register",
+    "altapay": "createPaymentRequest",
+    "interpay": "StartSession",
+}
+PAY = {"rbs": pay_rbs, "altapay": pay_altapay, "interpay": pay_interpay}
 
 
 def wait_for(check, seconds: float = 15.0, step: float = 0.05):
@@ -83,6 +95,10 @@ def deployment(request, sandbox_server, smtp, tmp_path_factory):
             "SANDBOX": False,
             "INSTANCE_PATH": str(folder),
             "RBS_URL": f"{sandbox_server.url}/rbs/payment/rest/",
+            "ALTAPAY_URL": f"{sandbox_server.url}/altapay/merchant/API/",
+            "INTERPAY_URL": (
+                f"{sandbox_server.url}/interpay/svra/ {sandbox_server.url}/interpay/svrb/"
+            ),
             "RATELIMIT_ENABLED": False,
             **settings,
         }
@@ -267,13 +283,14 @@ def test_return_and_callback_together_fulfil_once_each_time(deployment, sandbox,
 
 
 @scenario("20 concurrent 'place order' posts for one cart → one order, one gateway registration")
-def test_twenty_concurrent_place_order_posts_make_one_order(deployment, sandbox):
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_twenty_concurrent_place_order_posts_make_one_order(deployment, sandbox, gateway):
     _, slug = new_product(deployment, stock=50)
     browser = Browser()
     page = browser.get(f"{deployment.url}/p/{slug}")
     browser.submit(page.form("/cart/add"), quantity=2)
     page = browser.get(f"{deployment.url}/checkout/")
-    page = browser.submit(page.form("/checkout/"), gateway="rbs", **CUSTOMER)
+    page = browser.submit(page.form("/checkout/"), gateway=gateway, **CUSTOMER)
     place = page.form("/checkout/place")
     before = len(query(deployment, select(Order.id)))
     urls = deployment.urls
@@ -294,7 +311,7 @@ def test_twenty_concurrent_place_order_posts_make_one_order(deployment, sandbox)
 
     assert all(r.status_code in (202, 303) for r in responses), [r.status_code for r in responses]
     assert len(query(deployment, select(Order.id))) == before + 1
-    assert len(sandbox.state()["rbs_order"]) == 1
+    assert len(sandbox.state()[REGISTRATIONS[gateway]]) == 1
     gateway_pages = {
         r.headers["Location"]
         for r in responses
@@ -345,11 +362,13 @@ def test_thirty_buyers_for_the_last_item(deployment, sandbox):
     "The gateway hangs at registration → a clear page within the timeout, the order "
     "stays payable, no worker timeout"
 )
-def test_hanging_gateway_gives_a_clear_page_and_a_payable_order(deployment, sandbox):
+@pytest.mark.parametrize("gateway", GATEWAYS)
+def test_hanging_gateway_gives_a_clear_page_and_a_payable_order(deployment, sandbox, gateway):
     _, slug = new_product(deployment)
-    sandbox.arm("rbs", "register", "hang", seconds=8)  # longer than the shop's 3 s read timeout
+    # Longer than the shop's 3 s read timeout; InterPay's second server hangs as well.
+    sandbox.arm(gateway, START_OPERATIONS[gateway], "hang", count=2, seconds=8)
     browser = Browser()
-    page = to_gateway(deployment, browser, slug)
+    page = to_gateway(deployment, browser, slug, gateway=gateway)
     assert page.status == 200
     assert "Your payment was not completed" in page
     assert "could not reach the payment service" in page.text
@@ -357,10 +376,14 @@ def test_hanging_gateway_gives_a_clear_page_and_a_payable_order(deployment, sand
     assert order.state == OrderState.PENDING_PAYMENT
     assert latest_attempt(deployment).state == AttemptState.UNKNOWN
     # The customer tries again once the gateway answers, and pays.
-    page = browser.submit(page.form("/pay", button="Try again"), gateway="rbs")
-    form = page.form(button="Cancel")
-    page = browser.submit(form, button="pay", pan="4111111111111111", expiry="12/34", cvc="123")
-    assert "Thank you, your payment was received" in page
+    sandbox.disarm()
+    browser.submit(page.form("/pay", button="Try again"), gateway=gateway)
+    page = PAY[gateway](browser)
+    assert "Thank you, your" in page
+    assert order_of(deployment, latest_attempt(deployment).id).state in (
+        OrderState.PAID,
+        OrderState.AUTHORIZED,
+    )
 
 
 @scenario("A status query fails twice, then answers → the right state")
@@ -627,7 +650,6 @@ def unprocessed_altapay_callback(deployment, sandbox, slug: str) -> tuple[Paymen
     refuses it), then return that callback as it should have been: validly signed, and not yet
     seen by the shop."""
     from sandbox.altapay import checksum
-    from tests.test_journey_altapay import pay_altapay
 
     sandbox.arm("altapay", "callback", "bad_checksum")
     browser = Browser()
@@ -707,7 +729,6 @@ def test_altapay_ok_and_notification_together_fulfil_once(deployment, sandbox, s
 
 def interpay_paid_without_coming_back(deployment, slug: str) -> tuple[PaymentAttempt, str]:
     """Pay on InterPay's page; the return URL the browser was sent to, not yet followed."""
-    from tests.test_journey_interpay import pay_interpay
 
     browser = Browser()
     to_gateway(deployment, browser, slug, gateway="interpay")
@@ -786,3 +807,60 @@ def test_interpay_reconcilers_at_once_send_one_ack(deployment, sandbox, smtp):
     [session] = sandbox.state()["interpay_session"]
     assert (session["state"], session["acked"]) == ("captured", "Y")
     assert wait_for(lambda: mails_for(smtp, order.number) == 1)
+
+
+@scenario(
+    "AltaPay: a replay of the payment's callback_ok after capture and refund → stays refunded",
+    gateway="altapay",
+)
+def test_altapay_replay_after_refund_stays_refunded(deployment, sandbox):
+    from storefront.payments import backoffice
+
+    _, slug = new_product(deployment, price=1250)
+    attempt, fields = unprocessed_altapay_callback(deployment, sandbox, slug)
+    first = requests.post(f"{deployment.url}/pay/altapay/callback/ok", data=fields, timeout=30)
+    assert first.status_code == 200 and "Thank you" in first.text
+    with deployment.app.app_context():
+        backoffice.capture(db.session.get(PaymentAttempt, attempt.id), 1250, "test operator")
+        backoffice.refund(db.session.get(PaymentAttempt, attempt.id), 1250, "test operator")
+        db.session.remove()
+    assert latest_attempt(deployment).state == AttemptState.REFUNDED
+
+    replay = requests.post(f"{deployment.urls[1]}/pay/altapay/callback/ok", data=fields, timeout=30)
+
+    assert replay.status_code == 200
+    assert latest_attempt(deployment).state == AttemptState.REFUNDED
+    assert order_of(deployment, attempt.id).state == OrderState.REFUNDED
+
+
+@scenario(
+    "InterPay: a forged return saying approved before the customer paid → GetResult "
+    "decides: not paid, logged",
+    gateway="interpay",
+)
+def test_forged_interpay_return_is_only_a_trigger(deployment, sandbox):
+    _, slug = new_product(deployment)
+    browser = Browser()
+    to_gateway(deployment, browser, slug, gateway="interpay")  # on the payment page; not paid
+    attempt = latest_attempt(deployment)
+
+    page = browser.get(
+        f"{deployment.urls[1]}/pay/interpay/return/{attempt.token}"
+        f"?SecureID={attempt.gateway_id}&Status=0000&CODE=0000&TEXT=CAPTURED"
+    )
+
+    assert page.status == 200
+    assert "Thank you" not in page
+    assert order_of(deployment, attempt.id).state == OrderState.PENDING_PAYMENT
+    assert latest_attempt(deployment).state not in (AttemptState.PAID, AttemptState.AUTHORIZED)
+    assert requests_of(deployment, attempt.id, '"ACTION": "Ack"') == 0
+    [session] = sandbox.state()["interpay_session"]
+    assert session["acked"] != "Y"
+    decisions = query(
+        deployment,
+        select(PaymentEvent.summary).where(
+            PaymentEvent.attempt_id == attempt.id, PaymentEvent.kind == "decision"
+        ),
+    )
+    # The return is in the payment's evidence, with what the gateway said to it.
+    assert any(d.startswith("browser return: gateway says") for d in decisions), decisions
