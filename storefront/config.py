@@ -34,6 +34,7 @@ BOOLEAN_KEYS = {
     "INTERPAY_ACK_IN_GETRESULT",
     "SANDBOX",
     "ALTAPAY_CAPTURE",
+    "ALTAPAY_PAYMENT_PAGE",
     "RATELIMIT_ENABLED",
 }
 NUMBER_KEYS = {
@@ -73,6 +74,8 @@ def defaults(instance_path: str) -> dict:
         "RBS_TWO_PHASE": False,
         "ALTAPAY_URL": "",
         "ALTAPAY_CAPTURE": False,
+        # Send config[callback_form]: AltaPay shows its card fields inside our own page.
+        "ALTAPAY_PAYMENT_PAGE": True,
         "INTERPAY_URL": "",
         # Confirm each approval with Ack (the gateway reverses unacknowledged ones after 3 min);
         # or in the GetResult call itself; "json" or the legacy "legacy" name=value encoding.

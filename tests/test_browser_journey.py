@@ -77,6 +77,9 @@ def test_altapay_relays_the_receipt_to_chromium_as_a_complete_page(page, make_sh
     checkout_in_chromium(page, shop, slug)
     assert page.url.startswith(sandbox.url)
 
+    # The gateway's page is ours: its card fields inside the shop's own payment page.
+    assert page.get_by_role("heading", level=1).inner_text() == "Secure card payment"
+    assert page.locator("form#PensioPaymentForm #cardno").count() == 1
     page.fill("#cardno", "4111111111111111")
     page.fill("#emonth", "12")
     page.fill("#eyear", "34")

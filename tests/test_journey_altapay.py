@@ -213,3 +213,50 @@ def test_unsigned_or_malformed_callbacks_get_a_clear_answer(altapay_shop, sandbo
     )
     assert response.status_code == (404 if kind == "nonsense" else 400)
     assert latest_order(altapay_shop)[1][0].state == AttemptState.REDIRECTED
+
+
+def test_the_gateways_card_fields_come_inside_the_shops_own_payment_page(altapay_shop, sandbox):
+    _, slug = product(altapay_shop, price=1250)
+    browser = Browser()
+    page = to_gateway(altapay_shop, browser, slug, gateway="altapay")
+
+    assert on_gateway(page, sandbox)
+    assert "<h1>Secure card payment</h1>" in page.text  # our page, served by the gateway
+    assert f'href="{altapay_shop.url}/static/css/shop.css"' in page.text
+    assert "<script" not in page.text.lower()
+    form = page.form(button="Cancel payment")
+    assert 'name="cardno"' in page.text  # the gateway's own fields, in our form
+    assert urlsplit(form.action).path.endswith("/API/requestForm")  # posted to the gateway
+    assert "Thank you" in pay_altapay(browser)
+
+
+def test_without_the_setting_the_gateway_shows_its_own_page(make_shop, sandbox):
+    shop = make_shop(GATEWAYS="altapay", ALTAPAY_PAYMENT_PAGE=False)
+    _, slug = product(shop, price=1250)
+    browser = Browser()
+    page = to_gateway(shop, browser, slug, gateway="altapay")
+    assert on_gateway(page, sandbox)
+    assert "Secure card payment" not in page and "Card payment" in page
+    assert "Thank you" in pay_altapay(browser)
+
+
+def test_payment_page_is_one_empty_card_form_with_absolute_urls_and_no_order(altapay_shop):
+    for method in (requests.get, requests.post):
+        response = method(
+            f"{altapay_shop.url}/pay/altapay/payment-page",
+            data={"shop_orderid": "anything", "amount": "12.50"},
+            timeout=10,
+        )
+        assert response.status_code == 200
+        html = response.text
+        assert html.count('id="PensioPaymentForm"') == 1
+        assert re.search(r'<form id="PensioPaymentForm"[^>]*></form>', html)
+        assert "<script" not in html.lower()
+        links = [u for u in re.findall(r'(?:href|action|src)="([^"]+)"', html) if u[0] != "#"]
+        assert links and all(u.startswith(altapay_shop.url) for u in links)
+        assert "anything" not in html  # cached per terminal by the gateway: names no order
+
+
+def test_payment_page_is_not_found_when_altapay_is_not_offered(shop):
+    response = requests.get(f"{shop.url}/pay/altapay/payment-page", timeout=10)
+    assert response.status_code == 404

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, abort, current_app, request
+from flask import Blueprint, abort, current_app, render_template, request
 
 from storefront.extensions import csrf, db
 from storefront.gateways.base import BadNotice
@@ -58,6 +58,20 @@ def altapay_callback(kind: str):
         return "OK\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
     html, status = render_order(attempt.order, relayed=True)
     return absolute_urls(html), status
+
+
+@bp.route("/altapay/payment-page", methods=("GET", "POST"))
+@csrf.exempt
+def altapay_payment_page():
+    """The page AltaPay's server fetches (``config[callback_form]``) and shows the customer
+    with its own card fields put into ``form#PensioPaymentForm`` (gateways.md §3.3).
+
+    The gateway caches it per terminal, so it names no order and no customer: the amount and
+    the order number come with the fields the gateway puts in.
+    """
+    if "altapay" not in current_app.config["GATEWAYS"]:
+        abort(404)
+    return absolute_urls(render_template("payments/altapay_payment_page.html"))
 
 
 _LOCAL_URL = re.compile(r'(\s(?:href|src|action)=")/(?!/)')

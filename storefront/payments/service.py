@@ -195,6 +195,8 @@ def _payment_request(order: Order, attempt: PaymentAttempt) -> PaymentRequest:
         },
         "verify_order": public + url_for("callbacks.altapay_verify_order"),
     }
+    if current_app.config["ALTAPAY_PAYMENT_PAGE"]:
+        callbacks["form"] = public + url_for("callbacks.altapay_payment_page")
     return PaymentRequest(
         reference=attempt.reference,
         order_number=order.number,
