@@ -101,6 +101,8 @@ def defaults(instance_path: str) -> dict:
         # How many reverse proxies in front of the shop to trust for X-Forwarded-* headers.
         "PROXY_COUNT": 0,
         "RATELIMIT_ENABLED": True,
+        # No form or callback of ours comes near this; a bigger body is refused (413) unread.
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
     }
 
 
@@ -171,9 +173,14 @@ def _origin(url: str) -> str:
 
 
 def gateway_origins(config: Mapping) -> list[str]:
-    """The origins the browser may be sent to at checkout (for the CSP ``form-action``)."""
-    urls = [config["RBS_URL"], config["ALTAPAY_URL"], *config["INTERPAY_URL"].split()]
-    return sorted({_origin(u) for u in urls if u})
+    """The origins the browser may be sent to at checkout (for the CSP ``form-action``): those
+    of the gateways offered (``GATEWAYS``), not of any other URL left in the settings."""
+    urls = {
+        "rbs": [config["RBS_URL"]],
+        "altapay": [config["ALTAPAY_URL"]],
+        "interpay": config["INTERPAY_URL"].split(),
+    }
+    return sorted({_origin(u) for g in config["GATEWAYS"] for u in urls[g] if u})
 
 
 def check(config: Mapping) -> None:

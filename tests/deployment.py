@@ -16,6 +16,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -217,3 +218,17 @@ class SmtpServer:
             self.frozen.clear()
             self.server.shutdown()
             self.server.server_close()
+
+
+def database_url(kind: str, folder: Path) -> tuple[str, str | None]:
+    """A fresh database for a test: SQLite in ``folder``, or PostgreSQL next to the URL that
+    ``make test`` provides. Returns its URL and, for PostgreSQL, the URL to drop it through."""
+    if kind == "sqlite":
+        return f"sqlite:///{folder / 'shop.db'}", None
+    admin = os.environ.get("STOREFRONT_TEST_POSTGRES_URL")
+    if not admin:
+        pytest.fail(
+            "STOREFRONT_TEST_POSTGRES_URL is not set: run `make test`, which provides "
+            "PostgreSQL (tests/services/ensure-postgres.sh)"
+        )
+    return create_database(admin), admin

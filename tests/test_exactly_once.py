@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -30,7 +29,7 @@ from tests.deployment import (
     SECRET,
     Deployment,
     SmtpServer,
-    create_database,
+    database_url,
     drop_database,
 )
 from tests.factories import make_product
@@ -67,18 +66,6 @@ def smtp():
     server = SmtpServer()
     with server.running():
         yield server
-
-
-def database_url(kind: str, folder) -> tuple[str, str | None]:
-    if kind == "sqlite":
-        return f"sqlite:///{folder / 'shop.db'}", None
-    admin = os.environ.get("STOREFRONT_TEST_POSTGRES_URL")
-    if not admin:
-        pytest.fail(
-            "STOREFRONT_TEST_POSTGRES_URL is not set: run `make test`, which provides "
-            "PostgreSQL (tests/services/ensure-postgres.sh)"
-        )
-    return create_database(admin), admin
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -252,7 +239,7 @@ def test_fifty_concurrent_callbacks_fulfil_once(deployment, sandbox, smtp):
     assert order.state == OrderState.PAID
     assert paid_transitions(deployment, order.id) == 1
     assert query(deployment, select(Product.stock).where(Product.id == product_id)) == [9]
-    assert wait_for(lambda: mails_for(smtp, order.number) == 1)
+    assert wait_for(lambda: mails_for(smtp, order.number) == 1, seconds=60)
     outbox = query(deployment, select(OutboxMessage).where(OutboxMessage.order_id == order.id))
     assert len(outbox) == 1 and outbox[0].sent_at is not None
 
@@ -279,7 +266,7 @@ def test_return_and_callback_together_fulfil_once_each_time(deployment, sandbox,
         orders.append(order_of(deployment, attempt.id))
     for order in orders:
         assert paid_transitions(deployment, order.id) == 1
-    assert wait_for(lambda: all(mails_for(smtp, o.number) == 1 for o in orders))
+    assert wait_for(lambda: all(mails_for(smtp, o.number) == 1 for o in orders), seconds=60)
 
 
 @scenario("20 concurrent 'place order' posts for one cart → one order, one gateway registration")
@@ -700,7 +687,7 @@ def test_fifty_concurrent_altapay_callbacks_fulfil_once(deployment, sandbox, smt
     assert order.state == OrderState.AUTHORIZED
     assert transitions_to(deployment, order.id, OrderState.AUTHORIZED) == 1
     assert query(deployment, select(Product.stock).where(Product.id == product_id)) == [9]
-    assert wait_for(lambda: mails_for(smtp, order.number) == 1)
+    assert wait_for(lambda: mails_for(smtp, order.number) == 1, seconds=60)
     outbox = query(deployment, select(OutboxMessage).where(OutboxMessage.order_id == order.id))
     assert len(outbox) == 1
 
@@ -731,7 +718,7 @@ def test_altapay_ok_and_notification_together_fulfil_once(deployment, sandbox, s
     for order in orders:
         assert order.state == OrderState.AUTHORIZED
         assert transitions_to(deployment, order.id, OrderState.AUTHORIZED) == 1
-    assert wait_for(lambda: all(mails_for(smtp, o.number) == 1 for o in orders))
+    assert wait_for(lambda: all(mails_for(smtp, o.number) == 1 for o in orders), seconds=60)
 
 
 def interpay_paid_without_coming_back(deployment, slug: str) -> tuple[PaymentAttempt, str]:
@@ -769,7 +756,7 @@ def test_interpay_returns_across_processes_send_one_ack(deployment, sandbox, smt
     [session] = sandbox.state()["interpay_session"]
     assert (session["state"], session["acked"]) == ("captured", "Y")  # the gateway agrees
     assert query(deployment, select(Product.stock).where(Product.id == product_id)) == [9]
-    assert wait_for(lambda: mails_for(smtp, order.number) == 1)
+    assert wait_for(lambda: mails_for(smtp, order.number) == 1, seconds=60)
 
 
 @scenario(
@@ -813,7 +800,7 @@ def test_interpay_reconcilers_at_once_send_one_ack(deployment, sandbox, smtp):
     assert requests_of(deployment, attempt.id, '"ACTION": "Ack"') == 1
     [session] = sandbox.state()["interpay_session"]
     assert (session["state"], session["acked"]) == ("captured", "Y")
-    assert wait_for(lambda: mails_for(smtp, order.number) == 1)
+    assert wait_for(lambda: mails_for(smtp, order.number) == 1, seconds=60)
 
 
 @scenario(

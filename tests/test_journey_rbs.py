@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from sqlalchemy import func, select
@@ -12,7 +12,7 @@ from storefront.catalogue.models import Product
 from storefront.orders.models import OrderState, OutboxMessage
 from storefront.payments.models import AttemptState, PaymentEvent
 from tests.browser import Browser
-from tests.journeys import latest_order, pay_rbs, product, to_gateway
+from tests.journeys import APPROVE, latest_order, pay_rbs, product, to_gateway
 
 
 def wait_for(check, seconds: float = 10.0, step: float = 0.05):
@@ -323,3 +323,29 @@ def test_price_field_slipped_into_checkout_changes_nothing(shop, sandbox):
     order, _ = latest_order(shop)
     assert order.total == 1250
     assert sandbox.state()["rbs_order"][0]["amount"] == 1250
+
+
+def test_a_payment_on_a_gateway_the_shop_no_longer_offers_still_has_its_pages(make_shop, sandbox):
+    """The operator took BPC/RBS off the checkout while a customer was paying there: the
+    customer's return and receipt links still answer, with the order as it stands."""
+    before = make_shop(GATEWAYS="rbs")
+    _, slug = product(before)
+    browser = Browser()
+    to_gateway(before, browser, slug)
+    form = browser.page.form(button="Cancel")
+    back = browser.http.post(
+        urljoin(browser.page.url, form.action or browser.page.url),
+        data={**form.fields, "action": "pay", "pan": APPROVE, "expiry": "12/34", "cvc": "123"},
+        allow_redirects=False,
+        timeout=30,
+    ).headers["Location"]
+    after = make_shop(GATEWAYS="altapay")  # the same database, reconfigured
+    path = back.split("/", 3)[3]
+
+    page = browser.get(f"{after.url}/{path}")
+
+    assert page.status == 200, page.text
+    assert "Waiting for the bank" in page, (
+        page.text
+    )  # unsettled; nothing asked of an unknown gateway
+    assert latest_order(after)[0].state == OrderState.PENDING_PAYMENT

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from babel import Locale
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, RadioField, SelectField, StringField
-from wtforms.validators import Email, InputRequired, Length, Regexp
+from wtforms.validators import Email, InputRequired, Length, Regexp, ValidationError
 
 
 def country_choices() -> list[tuple[str, str]]:
@@ -16,12 +18,20 @@ def country_choices() -> list[tuple[str, str]]:
     )
 
 
+def printable(form, field) -> None:
+    """No control characters: nobody types one in an address, and PostgreSQL refuses NUL."""
+    if any(unicodedata.category(c) == "Cc" for c in field.data or ""):
+        raise ValidationError("Please remove the tabs, line breaks or other control characters.")
+
+
 class DetailsForm(FlaskForm):
     email = EmailField("Email", validators=[InputRequired(), Email(), Length(max=254)])
-    name = StringField("Full name", validators=[InputRequired(), Length(max=200)])
-    address = StringField("Street address", validators=[InputRequired(), Length(max=300)])
-    city = StringField("City", validators=[InputRequired(), Length(max=120)])
-    postcode = StringField("Postcode", validators=[InputRequired(), Length(max=20)])
+    name = StringField("Full name", validators=[InputRequired(), Length(max=200), printable])
+    address = StringField(
+        "Street address", validators=[InputRequired(), Length(max=300), printable]
+    )
+    city = StringField("City", validators=[InputRequired(), Length(max=120), printable])
+    postcode = StringField("Postcode", validators=[InputRequired(), Length(max=20), printable])
     country = SelectField("Country", validators=[InputRequired()])
     gateway = RadioField("Pay with", validators=[InputRequired()])
 

@@ -251,7 +251,8 @@ class AltaPayGateway(HttpGateway):
         )
         # Required, unlike the vendor's plugins, which skip the check when none is posted:
         # an unsigned callback would otherwise be as good as a signed one. Constant-time.
-        if not given or not hmac.compare_digest(given, expected):
+        # As bytes: compare_digest refuses a str with non-ASCII characters (a TypeError).
+        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
             raise BadNotice("checksum missing or wrong", reference=reference)
 
     def fetch_result(self, attempt: AttemptRef, journal: Journal) -> Result:

@@ -138,7 +138,8 @@ class RbsGateway(HttpGateway):
             given = params.get("checksum", "")
             expected = checksum(params, self.callback_key)
             # Constant-time: the comparison must not tell an attacker how much of it was right.
-            if not given or not hmac.compare_digest(given.upper(), expected):
+            # As bytes: compare_digest refuses a str with non-ASCII characters (a TypeError).
+            if not given or not hmac.compare_digest(given.upper().encode(), expected.encode()):
                 raise BadNotice("checksum missing or wrong", reference=number, gateway_id=md_order)
         # Even a signed callback only says that something happened: the status query decides.
         return Notice(trigger=Trigger.CALLBACK, kind=kind, reference=number, gateway_id=md_order)

@@ -7,6 +7,7 @@ the change and its effects; the others find the row already moved and do nothing
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,9 +39,19 @@ class CustomerDetails:
     country: str
 
 
+# What a URL key of ours can look like (base64url); anything else is refused before a query, so
+# that a NUL, which PostgreSQL refuses in text, or a megabyte of junk never reaches the database.
+TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
 def new_token() -> str:
     """An unguessable URL key: 192 random bits."""
     return secrets.token_urlsafe(24)
+
+
+def is_token(text: str) -> bool:
+    """Whether ``text`` has the shape of one of our URL keys (says nothing of its existence)."""
+    return TOKEN.fullmatch(text) is not None
 
 
 def _new_number() -> str:

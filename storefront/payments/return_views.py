@@ -7,11 +7,12 @@ arrives without one), and the gateway's id in the query must match the attempt's
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, request, url_for
+from flask import Blueprint, abort, current_app, redirect, request, url_for
 from sqlalchemy import select
 
 from storefront.extensions import csrf, db
 from storefront.gateways.base import BadNotice
+from storefront.orders.service import is_token
 from storefront.payments import service as payments
 from storefront.payments.models import PaymentAttempt, PaymentEvent
 
@@ -26,11 +27,17 @@ def browser_return(gateway: str, token: str):
     :raise 404: no attempt of this gateway has this token.
     :raise 400: the return's parameters are malformed or name another payment.
     """
+    if not is_token(token):
+        abort(404)
     attempt = db.session.execute(
         select(PaymentAttempt).where(PaymentAttempt.token == token)
     ).scalar_one_or_none()
-    if attempt is None or attempt.gateway != gateway or len(token) > 64:
+    if attempt is None or attempt.gateway != gateway:
         abort(404)
+    if gateway not in current_app.config["GATEWAYS"]:
+        # The shop no longer speaks this gateway: the order as it stands; the operator settles it.
+        payments.mark_returned(attempt)
+        return redirect(url_for("orders.show", token=attempt.order.receipt_token), code=303)
     adapter = payments.get_gateway(gateway)
     try:
         notice = adapter.parse_return(request.values)
