@@ -208,8 +208,8 @@ def paid_transitions(deployment, order_id: int) -> int:
 
 
 @scenario(
-    "One valid callback ×50 at once across both processes → one paid transition, "
-    "one stock decrement, one email; every call answered 2xx"
+    "One valid callback ×50 at once across both processes → one transition, one stock "
+    "decrement, one email; every call answered 2xx"
 )
 def test_fifty_concurrent_callbacks_fulfil_once(deployment, sandbox, smtp):
     product_id, slug = new_product(deployment, stock=10)
@@ -399,7 +399,7 @@ def test_status_query_failing_twice_then_answering(deployment, sandbox):
     assert latest_attempt(deployment).state == AttemptState.PAID
 
 
-@scenario("Forged return with orderStatus=2 while the gateway says unpaid → not paid, logged")
+@scenario("A forged return claiming success while the gateway says unpaid → not paid, logged")
 def test_forged_return_is_only_a_trigger(deployment, sandbox):
     _, slug = new_product(deployment)
     browser = Browser()
@@ -661,8 +661,8 @@ def unprocessed_altapay_callback(deployment, sandbox, slug: str) -> tuple[Paymen
 
 
 @scenario(
-    "AltaPay: one valid callback_ok ×50 at once across both processes → one transition, "
-    "one stock decrement, one email; every call answered 2xx",
+    "One valid callback ×50 at once across both processes → one transition, one stock "
+    "decrement, one email; every call answered 2xx",
     gateway="altapay",
 )
 def test_fifty_concurrent_altapay_callbacks_fulfil_once(deployment, sandbox, smtp):
@@ -804,7 +804,7 @@ def test_interpay_reconcilers_at_once_send_one_ack(deployment, sandbox, smtp):
 
 
 @scenario(
-    "AltaPay: a replay of the payment's callback_ok after capture and refund → stays refunded",
+    "A replay of the payment's callback after a refund → stays refunded",
     gateway="altapay",
 )
 def test_altapay_replay_after_refund_stays_refunded(deployment, sandbox):
@@ -828,8 +828,7 @@ def test_altapay_replay_after_refund_stays_refunded(deployment, sandbox):
 
 
 @scenario(
-    "InterPay: a forged return saying approved before the customer paid → GetResult "
-    "decides: not paid, logged",
+    "A forged return claiming success while the gateway says unpaid → not paid, logged",
     gateway="interpay",
 )
 def test_forged_interpay_return_is_only_a_trigger(deployment, sandbox):

@@ -116,7 +116,7 @@ def test_open_payment_is_settled_by_the_notification(make_shop, sandbox):
     assert wait_for(lambda: latest_order(shop)[0].state == OrderState.PAID)
 
 
-@scenario("AltaPay: a fail callback after success → the order stays paid", gateway="altapay")
+@scenario("A fail callback after success → the order stays paid", gateway="altapay")
 def test_fail_after_success_leaves_the_payment_alone(altapay_shop, sandbox):
     sandbox.arm("altapay", "callback", "fail_after_success")
     _, slug = product(altapay_shop)

@@ -486,7 +486,7 @@ def test_the_same_forms_work_with_their_token(app, client, shop):
 
 
 @scenario(
-    "a gateway callback or return carries no CSRF token → verified by its checksum or the "
+    "A gateway callback or return carries no CSRF token → verified by its checksum or the "
     "gateway's word and processed, never refused as a forged form",
     gateway="rbs",
 )
@@ -535,7 +535,7 @@ def test_gateway_callbacks_and_returns_are_exempt_from_csrf(app, client, shop):
 
 
 @scenario(
-    "a callback with a checksum that is not ASCII (é…, \\x80) → refused as a wrong checksum "
+    "A callback with a checksum that is not ASCII (é…, \\x80) → refused as a wrong checksum "
     "and kept as evidence, not a 500; nothing is paid",
     gateway="rbs",
 )
@@ -586,7 +586,7 @@ def signed_rbs_callback(attempt: PaymentAttempt, **values) -> dict:
 
 
 @scenario(
-    "a signed BPC/RBS callback arrives over HTTP without any CSRF token → answered OK, the "
+    "A signed BPC/RBS callback arrives over HTTP without any CSRF token → answered OK, the "
     "gateway is asked, an unpaid order stays unpaid",
     gateway="rbs",
 )
@@ -623,7 +623,7 @@ TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")  # base64url: 6 random bits a character
 
 
 @scenario(
-    "receipt and return links of real orders → at least 128 random bits each, never reused",
+    "Receipt and return links of real orders → at least 128 random bits each, never reused",
     gateway="rbs",
 )
 def test_receipt_and_return_tokens_carry_at_least_128_random_bits(make_shop, sandbox):
@@ -652,7 +652,7 @@ def _same_answer(response, reference, what: str) -> None:
 
 
 @scenario(
-    "a wrong, truncated, extended or other kind of token in an order or return link → the "
+    "A wrong, truncated, extended or other kind of token in an order or return link → the "
     "same 404 page as a link that never existed",
     gateway="rbs",
 )
@@ -830,7 +830,7 @@ def _order_count(app) -> int:
 
 
 @scenario(
-    "one address places orders beyond the limit (20 a minute) → a clear 429 page and no "
+    "One address places orders beyond the limit (20 a minute) → a clear 429 page and no "
     "order; another address still places its order",
     gateway="rbs",
 )
