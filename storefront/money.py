@@ -6,12 +6,13 @@ decimal major units for AltaPay and InterPay) and the customer's display (the ``
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal
 
 from babel import Locale
-from babel.numbers import format_currency
+from babel.numbers import NumberPattern, parse_pattern
 
 
 class UnsupportedCurrency(ValueError):
@@ -100,13 +101,19 @@ def format_money(amount: int, currency: str, locale: str = "en_IE") -> str:
     (CLDR's own preference differs for a few currencies).
     """
     info = currency_info(currency)
-    standard = Locale.parse(locale).currency_formats["standard"].pattern.split(";")[0]
-    fraction = "." + "0" * info.exponent if info.exponent else ""
-    pattern = re.sub(r"0(\.0+)?(?=[^0-9.]*$)", "0" + fraction, standard, count=1)
-    return format_currency(
-        Decimal(amount).scaleb(-info.exponent),
-        info.code,
-        format=pattern,
-        locale=locale,
-        currency_digits=False,
+    parsed, pattern = _money_pattern(locale, info.exponent)
+    return pattern.apply(
+        Decimal(amount).scaleb(-info.exponent), parsed, currency=info.code, currency_digits=False
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _money_pattern(locale: str, exponent: int) -> tuple[Locale, NumberPattern]:
+    # The locale's currency pattern with the ISO exponent's digits, parsed once: parsing it
+    # again on every price cost more than the formatting itself on a page of products.
+    parsed = Locale.parse(locale)
+    standard = parsed.currency_formats["standard"].pattern.split(";")[0]
+    fraction = "." + "0" * exponent if exponent else ""
+    return parsed, parse_pattern(
+        re.sub(r"0(\.0+)?(?=[^0-9.]*$)", "0" + fraction, standard, count=1)
     )
