@@ -52,7 +52,7 @@ class ShopProcess:
             "--workers",
             str(self.workers),
             "--threads",
-            "8",
+            "32",
             "--timeout",
             "30",
             "--graceful-timeout",
