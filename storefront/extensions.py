@@ -47,6 +47,29 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.close()
 
 
+# PostgreSQL refuses a NUL character in text, and a request can carry one anywhere (a link, a
+# form, a gateway's callback). No value the shop stores or looks up holds one, so every text
+# parameter has it replaced by U+FFFD on its way to the database: a lookup then finds nothing,
+# and evidence keeps what a caller sent, visibly marked. Both databases alike.
+def _without_nul(value):
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+
+
+def _parameters_without_nul(parameters):
+    if isinstance(parameters, dict):
+        return {key: _without_nul(value) for key, value in parameters.items()}
+    if isinstance(parameters, (list, tuple)):
+        return type(parameters)(_without_nul(value) for value in parameters)
+    return parameters
+
+
+@event.listens_for(Engine, "before_cursor_execute", retval=True)
+def _no_nul_in_text(_conn, _cursor, statement, parameters, _context, many):
+    if many and isinstance(parameters, (list, tuple)):
+        return statement, [_parameters_without_nul(row) for row in parameters]
+    return statement, _parameters_without_nul(parameters)
+
+
 # SQLite lets one connection write at a time; the others sleep and poll for its lock, napping up
 # to 100 ms at a time, so under a burst of callbacks their waits add up to seconds, and a process
 # whose threads keep writing can starve another's. Writers queue instead: within a process on a

@@ -39,8 +39,7 @@ class CustomerDetails:
     country: str
 
 
-# What a URL key of ours can look like (base64url); anything else is refused before a query, so
-# that a NUL, which PostgreSQL refuses in text, or a megabyte of junk never reaches the database.
+# What a URL key of ours can look like (base64url): anything else is refused before a query.
 TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 

@@ -66,12 +66,12 @@ def lookup():
     """
     form = LookupForm()
     if form.validate_on_submit():
-        number, email = form.number.data.strip(), form.email.data.strip().lower()
-        order = None
-        if "\x00" not in number + email:  # no order has one, and PostgreSQL refuses it in text
-            order = db.session.execute(
-                select(Order).where(Order.number == number, func.lower(Order.email) == email)
-            ).scalar_one_or_none()
+        order = db.session.execute(
+            select(Order).where(
+                Order.number == form.number.data.strip(),
+                func.lower(Order.email) == form.email.data.strip().lower(),
+            )
+        ).scalar_one_or_none()
         if order is not None:
             return redirect(url_for("orders.show", token=order.receipt_token), code=303)
         flash("We could not find an order with these details.", "error")

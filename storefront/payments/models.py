@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storefront.extensions import db
 from storefront.timeutil import now_utc
@@ -120,8 +120,3 @@ class PaymentEvent(db.Model):
     detail: Mapped[str] = mapped_column(Text, default="")
 
     attempt: Mapped[PaymentAttempt] = relationship(back_populates="events")
-
-    @validates("summary", "detail")
-    def _storable(self, _key: str, text: str | None) -> str | None:
-        # Evidence keeps what a caller sent, even hostile; but PostgreSQL refuses NUL in text.
-        return text.replace("\x00", "\ufffd") if text else text

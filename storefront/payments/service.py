@@ -220,8 +220,6 @@ def find_attempt(gateway: str, reference: str | None, gateway_id: str | None):
     must belong to the same attempt: a notice mixing two payments' ids names neither."""
     if not reference and not gateway_id:
         return None
-    if "\x00" in (reference or "") + (gateway_id or ""):  # PostgreSQL refuses it in text
-        return None
     query = select(PaymentAttempt).where(PaymentAttempt.gateway == gateway)
     if reference:
         query = query.where(PaymentAttempt.reference == reference)
