@@ -18,7 +18,6 @@ Protocol rules this adapter follows (gateways.md §3):
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from storefront.gateways.base import (
     Redirect,
     Result,
     Trigger,
+    checksums_match,
     redact,
 )
 from storefront.money import UnsupportedCurrency, currency_info, from_major, to_two_decimals
@@ -250,9 +250,8 @@ class AltaPayGateway(HttpGateway):
             params.get("amount", ""), params.get("currency", ""), reference, self.secret
         )
         # Required, unlike the vendor's plugins, which skip the check when none is posted:
-        # an unsigned callback would otherwise be as good as a signed one. Constant-time.
-        # As bytes: compare_digest refuses a str with non-ASCII characters (a TypeError).
-        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        # an unsigned callback would otherwise be as good as a signed one.
+        if not checksums_match(given, expected):
             raise BadNotice("checksum missing or wrong", reference=reference)
 
     def fetch_result(self, attempt: AttemptRef, journal: Journal) -> Result:

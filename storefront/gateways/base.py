@@ -8,6 +8,7 @@ state change.
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from collections.abc import Mapping
@@ -182,6 +183,13 @@ _SECRET_NAMES = re.compile(r"pass|secret|token|key|checksum|authorization|pan|cv
 def redact(fields: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``fields`` fit for the evidence log: secrets replaced by a marker."""
     return {k: ("[redacted]" if _SECRET_NAMES.search(str(k)) else v) for k, v in fields.items()}
+
+
+def checksums_match(given: str, expected: str) -> bool:
+    """Whether a callback's checksum is the one we compute, in constant time (the comparison
+    must not tell an attacker how much of it was right). As bytes: ``compare_digest`` refuses
+    a str with non-ASCII characters, which a forged callback may well send."""
+    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
 
 
 class HttpGateway:

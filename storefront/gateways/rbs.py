@@ -31,6 +31,7 @@ from storefront.gateways.base import (
     Redirect,
     Result,
     Trigger,
+    checksums_match,
 )
 from storefront.money import UnsupportedCurrency, currency_info
 
@@ -137,9 +138,7 @@ class RbsGateway(HttpGateway):
         if self.callback_key:
             given = params.get("checksum", "")
             expected = checksum(params, self.callback_key)
-            # Constant-time: the comparison must not tell an attacker how much of it was right.
-            # As bytes: compare_digest refuses a str with non-ASCII characters (a TypeError).
-            if not given or not hmac.compare_digest(given.upper().encode(), expected.encode()):
+            if not checksums_match(given.upper(), expected):
                 raise BadNotice("checksum missing or wrong", reference=number, gateway_id=md_order)
         # Even a signed callback only says that something happened: the status query decides.
         return Notice(trigger=Trigger.CALLBACK, kind=kind, reference=number, gateway_id=md_order)
