@@ -7,6 +7,7 @@ forms on a page (hidden CSRF tokens included) and submits them with the fields a
 from __future__ import annotations
 
 from html.parser import HTMLParser
+from types import SimpleNamespace
 from urllib.parse import urljoin
 
 import requests
@@ -97,6 +98,17 @@ class Page:
         parser.feed(self.text)
         self.forms = parser.forms
         self.links = parser.links
+
+    @classmethod
+    def from_test_client(cls, response) -> Page:
+        """A Flask test client's response, read as a page: its forms and links."""
+        return cls(
+            SimpleNamespace(
+                url="http://localhost" + response.request.path,
+                status_code=response.status_code,
+                text=response.get_data(as_text=True),
+            )
+        )
 
     def form(self, contains: str = "", button: str | None = None) -> Form:
         """The first form whose action contains ``contains`` (and that has ``button``, if given)."""

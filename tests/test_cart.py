@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from flask import session
 from sqlalchemy import event
@@ -27,15 +25,7 @@ def shop(app):
     return app
 
 
-def page(response) -> Page:
-    """The response as a test browser page, to read its forms and links."""
-    return Page(
-        SimpleNamespace(
-            url="http://localhost" + response.request.path,
-            status_code=response.status_code,
-            text=response.get_data(as_text=True),
-        )
-    )
+page = Page.from_test_client
 
 
 def product_id(app, slug: str) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from types import SimpleNamespace
-from urllib.parse import quote, urlencode, urljoin
+from urllib.parse import quote, urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -143,14 +143,7 @@ def _ready_session(app, slug: str) -> SimpleNamespace:
     client = app.test_client()
 
     def page(path: str) -> Page:
-        response = client.get(path)
-        return Page(
-            SimpleNamespace(
-                url=urljoin("http://localhost", path),
-                status_code=response.status_code,
-                text=response.get_data(as_text=True),
-            )
-        )
+        return Page.from_test_client(client.get(path))
 
     form = page(f"/p/{slug}").form("/cart/add")
     assert client.post("/cart/add", data=form.fields).status_code == 303

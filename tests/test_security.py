@@ -65,15 +65,7 @@ def new_app(tmp_path, **overrides):
     return app
 
 
-def page(response) -> Page:
-    """A Flask test response as a test browser page, to read its forms."""
-    return Page(
-        SimpleNamespace(
-            url="http://localhost" + response.request.path,
-            status_code=response.status_code,
-            text=response.get_data(as_text=True),
-        )
-    )
+page = Page.from_test_client
 
 
 def csrf_token(client) -> str:
