@@ -198,7 +198,7 @@ def measure_callback(run: DatabaseRun, shop: servers.Server, sandbox: str, slug:
     log(f"{run.database}: paying {args.connections} orders")
     paid = shopper.paid_orders(shop.url, sandbox, slug, args.connections)
     bodies = [shopper.signed_callback(*order) for order in paid]
-    path = "/pay/rbs/callback"
+    path = "/pay/rbs/callback/notification"
     for body in bodies:
         first = requests.post(shop.url + path, data=body, headers=FORM, timeout=30)
         if first.status_code != 200:

@@ -19,7 +19,7 @@ import requests
 
 from bench.load import Stats, stats_from
 from bench.pyload import Connection
-from storefront.config import SANDBOX_CREDENTIALS
+from storefront.config import SETTINGS
 from storefront.gateways.rbs import checksum
 
 TIMEOUT = 30  # seconds, for every request made while preparing
@@ -218,7 +218,7 @@ def signed_callback(md_order: str, order_number: str) -> str:
         "operation": "deposited",
         "status": "1",
     }
-    params["checksum"] = checksum(params, SANDBOX_CREDENTIALS["RBS_CALLBACK_KEY"])
+    params["checksum"] = checksum(params, SETTINGS["RBS_CALLBACK_KEY"].default)
     return urlencode(params)
 
 

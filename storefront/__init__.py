@@ -15,6 +15,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from storefront import config as configuration
+from storefront import database
 from storefront.extensions import csrf, db, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +36,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if app.config["PROXY_COUNT"]:
         # Behind a load balancer: take the client's address and scheme from the trusted proxies.
-        count = int(app.config["PROXY_COUNT"])
+        count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     register_extensions(app)
     register_blueprints(app)
@@ -48,6 +49,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
+    database.init_app(app)
     # Batch mode: SQLite can only alter a table by rebuilding it, which Alembic then does.
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
@@ -65,10 +67,9 @@ def register_blueprints(app: Flask) -> None:
     from storefront.catalogue.views import bp as catalogue
     from storefront.checkout.views import bp as checkout
     from storefront.orders.views import bp as orders
-    from storefront.payments.callback_views import bp as callbacks
-    from storefront.payments.return_views import bp as returns
+    from storefront.payments.views import bp as payments
 
-    for blueprint in (catalogue, cart, checkout, orders, returns, callbacks, admin):
+    for blueprint in (catalogue, cart, checkout, orders, payments, admin):
         app.register_blueprint(blueprint)
 
 

@@ -1,145 +1,187 @@
-"""Configuration: defaults, then ``STOREFRONT_*`` environment variables, then a test mapping.
+"""Configuration: one typed table of settings, read from ``STOREFRONT_*`` environment variables.
 
-Left unset, every gateway points at the sandbox gateway with the sandbox's own demo credentials,
-so ``make run`` needs nothing. In production (``STOREFRONT_ENV=production``) the application
-refuses to start with a default secret, a sandbox URL or an empty callback secret.
+Every setting the shop reads is declared once in ``SETTINGS``, with its type and default: the
+environment's text is parsed by that type, a test's overrides are checked by it, and a value
+that does not parse stops the start with the setting's name. Left unset, every gateway points
+at the sandbox gateway with the sandbox's own demo credentials, so ``make run`` needs nothing.
+In production (``STOREFRONT_ENV=production``) the shop refuses to start with anything that
+would lose or misroute money (see :func:`check`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+from storefront.gateways import REGISTRY
 from storefront.money import UnsupportedCurrency, currency_info
 
-# Demo credentials of the bundled sandbox gateway. They are not secrets: the sandbox accepts them
-# on loopback only for demo purposes, and production refuses to run with them (see ``check``).
-SANDBOX_CREDENTIALS = {
-    "RBS_USERNAME": "sandbox-merchant",
-    "RBS_PASSWORD": "sandbox-password",
-    "RBS_CALLBACK_KEY": "sandbox-callback-key",
-    "ALTAPAY_USERNAME": "sandbox-api",
-    "ALTAPAY_PASSWORD": "sandbox-password",
-    "ALTAPAY_TERMINAL": "Storefront Sandbox Terminal",
-    "ALTAPAY_SECRET": "sandbox-shared-secret",
-    "INTERPAY_TERMID": "SANDBX01",
-    "INTERPAY_PASS": "sandbox-pass",
-}
 DEV_SECRET_KEY = "storefront-development-key-not-for-production"  # noqa: S105 - refused in production
-
-BOOLEAN_KEYS = {
-    "RBS_TWO_PHASE",
-    "INTERPAY_ACK",
-    "INTERPAY_ACK_IN_GETRESULT",
-    "SANDBOX",
-    "ALTAPAY_CAPTURE",
-    "ALTAPAY_PAYMENT_PAGE",
-    "RATELIMIT_ENABLED",
-}
-NUMBER_KEYS = {
-    "GATEWAY_CONNECT_TIMEOUT",
-    "GATEWAY_READ_TIMEOUT",
-    "ORDERS_PER_PAGE",
-    "ORDER_PAYMENT_WINDOW",
-    "STATUS_RECHECK_SECONDS",
-    "PROXY_COUNT",
-    "MAIL_CLAIM_TIMEOUT",
-    "ADMIN_SIGN_IN_LIMIT",
-    "ADMIN_SIGN_IN_IP_LIMIT",
-    "ADMIN_SIGN_IN_WINDOW",
-    "ADMIN_SESSION_HOURS",
-    "ADMIN_ORDERS_PER_PAGE",
-}
+ENVIRONMENTS = ("development", "production")
 
 
 class ConfigError(RuntimeError):
     """The configuration cannot run a shop; the message says which setting and why."""
 
 
-def defaults(instance_path: str) -> dict:
-    return {
-        "ENV": "development",
-        "SECRET_KEY": DEV_SECRET_KEY,
-        "DATABASE_URL": "sqlite:///" + str(Path(instance_path) / "storefront.db"),
-        "PUBLIC_URL": "http://127.0.0.1:5000",
-        "SHOP_NAME": "Storefront",
-        "CURRENCY": "EUR",
-        "LOCALE": "en_IE",
-        "GATEWAYS": "rbs,altapay,interpay",
-        # The sandbox gateway mounted under /sandbox of this same process (see app.py).
-        "SANDBOX": True,
-        "SANDBOX_URL": "",
-        "RBS_URL": "",
-        "RBS_TWO_PHASE": False,
-        "ALTAPAY_URL": "",
-        "ALTAPAY_CAPTURE": False,
-        # Send config[callback_form]: AltaPay shows its card fields inside our own page.
-        "ALTAPAY_PAYMENT_PAGE": True,
-        "INTERPAY_URL": "",
-        # Confirm each approval with Ack (the gateway reverses unacknowledged ones after 3 min);
-        # or in the GetResult call itself; "json" or the legacy "legacy" name=value encoding.
-        "INTERPAY_ACK": True,
-        "INTERPAY_ACK_IN_GETRESULT": False,
-        "INTERPAY_ENCODING": "json",
-        # InterPay has no currency field: its terminal's currency ("" = the shop's currency; a
-        # real terminal is usually CAD) must be the shop's, or InterPay cannot be offered.
-        "INTERPAY_CURRENCY": "",
-        **SANDBOX_CREDENTIALS,
-        # Outbound calls: connect and read timeouts in seconds, on every gateway call.
-        "GATEWAY_CONNECT_TIMEOUT": 5.0,
-        "GATEWAY_READ_TIMEOUT": 20.0,
-        "ORDERS_PER_PAGE": 12,
-        # How long an unpaid order keeps its reserved stock, in seconds.
-        "ORDER_PAYMENT_WINDOW": 3600,
-        # A pending page asks the gateway again at most this often per payment, in seconds.
-        "STATUS_RECHECK_SECONDS": 5,
-        "MAIL_URL": "",
-        "MAIL_FROM": "shop@storefront.invalid",
-        # A mail claimed by a process that died while sending is taken over after this long.
-        "MAIL_CLAIM_TIMEOUT": 300,
-        # How many reverse proxies in front of the shop to trust for X-Forwarded-* headers.
-        "PROXY_COUNT": 0,
-        "RATELIMIT_ENABLED": True,
-        # No form or callback of ours comes near this; a bigger body is refused (413) unread.
-        "MAX_CONTENT_LENGTH": 1024 * 1024,
-    }
+# Types: each turns the environment's text (or a test's value) into the setting's value --------
+def text(value: Any) -> str:
+    return str(value).strip()
 
 
-def _parse(key: str, raw: str):
-    if key in BOOLEAN_KEYS:
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if key in NUMBER_KEYS:
-        try:
-            return float(raw)
-        except ValueError as exc:
-            raise ConfigError(f"STOREFRONT_{key} must be a number, not {raw!r}") from exc
-    return raw
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not on or off")
+
+
+def number(value: Any) -> float:
+    result = float(value)
+    if not math.isfinite(result) or result < 0:
+        raise ValueError(f"{value!r} is not a number of zero or more")
+    return result
+
+
+def whole(value: Any) -> int:
+    result = number(value)
+    if result != int(result):
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(result)
+
+
+def names(value: Any) -> list[str]:
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    return [str(item).strip().lower() for item in items if str(item).strip()]
+
+
+def choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        word = str(value).strip().lower()
+        if word not in allowed:
+            raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+        return word
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    parse: Callable[[Any], Any]
+    default: Any
+    # For a gateway URL left empty: the path of that protocol on the mounted sandbox.
+    sandbox_path: str = ""
+
+
+# Every setting, its type and its default. The README's table lists the same names.
+SETTINGS: dict[str, Setting] = {
+    "ENV": Setting(choice(*ENVIRONMENTS), "development"),
+    "SECRET_KEY": Setting(text, DEV_SECRET_KEY),
+    "DATABASE_URL": Setting(text, ""),  # "" = SQLite in the instance folder
+    "PUBLIC_URL": Setting(text, "http://127.0.0.1:5000"),
+    "SHOP_NAME": Setting(text, "Storefront"),
+    "CURRENCY": Setting(lambda v: text(v).upper(), "EUR"),
+    "LOCALE": Setting(text, "en_IE"),
+    "GATEWAYS": Setting(names, "rbs,altapay,interpay"),
+    # The sandbox gateway, mounted under /sandbox of this same process (see app.py).
+    "SANDBOX": Setting(boolean, True),
+    "SANDBOX_URL": Setting(text, ""),  # "" = PUBLIC_URL + /sandbox
+    # BPC/RBS. The defaults are the sandbox's demo account: not secrets, refused in production.
+    "RBS_URL": Setting(text, "", sandbox_path="/rbs/payment/rest/"),
+    "RBS_USERNAME": Setting(text, "sandbox-merchant"),
+    "RBS_PASSWORD": Setting(text, "sandbox-password"),
+    "RBS_CALLBACK_KEY": Setting(text, "sandbox-callback-key"),
+    "RBS_TWO_PHASE": Setting(boolean, False),
+    # AltaPay
+    "ALTAPAY_URL": Setting(text, "", sandbox_path="/altapay/merchant/API/"),
+    "ALTAPAY_USERNAME": Setting(text, "sandbox-api"),
+    "ALTAPAY_PASSWORD": Setting(text, "sandbox-password"),
+    "ALTAPAY_TERMINAL": Setting(text, "Storefront Sandbox Terminal"),
+    "ALTAPAY_SECRET": Setting(text, "sandbox-shared-secret"),
+    "ALTAPAY_CAPTURE": Setting(boolean, False),
+    # Send config[callback_form]: AltaPay shows its card fields inside our own page.
+    "ALTAPAY_PAYMENT_PAGE": Setting(boolean, True),
+    # InterPay: one server URL, or the main and the backup one separated by a space.
+    "INTERPAY_URL": Setting(text, "", sandbox_path="/interpay/svra/ /interpay/svrb/"),
+    "INTERPAY_TERMID": Setting(text, "SANDBX01"),
+    "INTERPAY_PASS": Setting(text, "sandbox-pass"),
+    # Confirm each approval with Ack (the gateway reverses unacknowledged ones after 3 min),
+    # or in the GetResult call itself; "json" or the legacy name=value encoding.
+    "INTERPAY_ACK": Setting(boolean, True),
+    "INTERPAY_ACK_IN_GETRESULT": Setting(boolean, False),
+    "INTERPAY_ENCODING": Setting(choice("json", "legacy"), "json"),
+    # InterPay has no currency field: its terminal's currency ("" = the shop's) must be the
+    # shop's, or InterPay cannot be offered.
+    "INTERPAY_CURRENCY": Setting(lambda v: text(v).upper(), ""),
+    # Outbound calls: connect and read timeouts in seconds, on every gateway call.
+    "GATEWAY_CONNECT_TIMEOUT": Setting(number, 5.0),
+    "GATEWAY_READ_TIMEOUT": Setting(number, 20.0),
+    "PRODUCTS_PER_PAGE": Setting(whole, 12),
+    # How long an unpaid order keeps its reserved stock, in seconds.
+    "ORDER_PAYMENT_WINDOW": Setting(number, 3600.0),
+    # A pending page asks the gateway again at most this often per payment, in seconds.
+    "STATUS_RECHECK_SECONDS": Setting(number, 5.0),
+    "MAIL_URL": Setting(text, ""),  # "" = mails written to instance/mail/
+    "MAIL_FROM": Setting(text, "shop@storefront.invalid"),
+    # A mail claimed by a process that died while sending is taken over after this long.
+    "MAIL_CLAIM_TIMEOUT": Setting(number, 300.0),
+    # How many reverse proxies in front of the shop to trust for X-Forwarded-* headers.
+    "PROXY_COUNT": Setting(whole, 0),
+    "RATELIMIT_ENABLED": Setting(boolean, True),
+    # No form or callback of ours comes near this; a bigger body is refused (413) unread.
+    "MAX_CONTENT_LENGTH": Setting(whole, 1024 * 1024),
+    # Staff: failed sign-ins allowed per window per email from one address, and per address
+    # whatever the email; how long a sign-in lasts; orders per page of the admin's list.
+    "ADMIN_SIGN_IN_LIMIT": Setting(whole, 5),
+    "ADMIN_SIGN_IN_IP_LIMIT": Setting(whole, 50),
+    "ADMIN_SIGN_IN_WINDOW": Setting(number, 900.0),
+    "ADMIN_SESSION_HOURS": Setting(number, 12.0),
+    "ADMIN_ORDERS_PER_PAGE": Setting(whole, 25),
+}
 
 
 def load(instance_path: str, environ: Mapping[str, str], overrides: Mapping | None) -> dict:
-    """Build the configuration: defaults, then ``STOREFRONT_*`` variables, then ``overrides``."""
-    config = defaults(instance_path)
-    for name, raw in environ.items():
-        if name.startswith("STOREFRONT_"):
-            key = name.removeprefix("STOREFRONT_")
-            config[key] = _parse(key, raw)
-    config.update(overrides or {})
+    """Build the configuration: defaults, then ``STOREFRONT_*`` variables, then ``overrides``
+    (a test's); each value parsed by its setting's type. Keys that are not settings of ours
+    (Flask's own, such as ``TESTING``) pass through from ``overrides`` unchanged."""
+    config: dict[str, Any] = {name: s.parse(s.default) for name, s in SETTINGS.items()}
+    given: dict[str, Any] = {
+        name.removeprefix("STOREFRONT_"): raw
+        for name, raw in environ.items()
+        if name.removeprefix("STOREFRONT_") in SETTINGS and name.startswith("STOREFRONT_")
+    }
+    given.update(overrides or {})
+    for name, value in given.items():
+        if name not in SETTINGS:
+            config[name] = value
+            continue
+        try:
+            config[name] = SETTINGS[name].parse(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"STOREFRONT_{name}: {exc}") from exc
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = "sqlite:///" + str(Path(instance_path) / "storefront.db")
     return finish(config)
 
 
 def finish(config: dict) -> dict:
     """Derive what follows from the settings, then check that they can run a shop."""
     config["PUBLIC_URL"] = config["PUBLIC_URL"].rstrip("/")
-    config["GATEWAYS"] = [g.strip() for g in str(config["GATEWAYS"]).split(",") if g.strip()]
     sandbox = (config["SANDBOX_URL"] or config["PUBLIC_URL"] + "/sandbox").rstrip("/")
     config["SANDBOX_URL"] = sandbox
-    config["RBS_URL"] = config["RBS_URL"] or f"{sandbox}/rbs/payment/rest/"
-    config["ALTAPAY_URL"] = config["ALTAPAY_URL"] or f"{sandbox}/altapay/merchant/API/"
-    config["INTERPAY_URL"] = (
-        config["INTERPAY_URL"] or f"{sandbox}/interpay/svra/ {sandbox}/interpay/svrb/"
-    )
-    config["INTERPAY_CURRENCY"] = (config["INTERPAY_CURRENCY"] or config["CURRENCY"]).upper()
+    for name, setting in SETTINGS.items():
+        if setting.sandbox_path and not config[name]:
+            config[name] = " ".join(sandbox + path for path in setting.sandbox_path.split())
+    config["INTERPAY_CURRENCY"] = config["INTERPAY_CURRENCY"] or config["CURRENCY"]
     config["SQLALCHEMY_DATABASE_URI"] = _sqlalchemy_url(config["DATABASE_URL"])
     config["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(config["SQLALCHEMY_DATABASE_URI"])
     https = config["PUBLIC_URL"].startswith("https://")
@@ -175,12 +217,9 @@ def _origin(url: str) -> str:
 def gateway_origins(config: Mapping) -> list[str]:
     """The origins the browser may be sent to at checkout (for the CSP ``form-action``): those
     of the gateways offered (``GATEWAYS``), not of any other URL left in the settings."""
-    urls = {
-        "rbs": [config["RBS_URL"]],
-        "altapay": [config["ALTAPAY_URL"]],
-        "interpay": config["INTERPAY_URL"].split(),
-    }
-    return sorted({_origin(u) for g in config["GATEWAYS"] for u in urls[g] if u})
+    return sorted(
+        {_origin(url) for name in config["GATEWAYS"] for url in REGISTRY[name].urls(config)}
+    )
 
 
 def check(config: Mapping) -> None:
@@ -193,36 +232,51 @@ def check(config: Mapping) -> None:
         raise ConfigError(
             "STOREFRONT_PUBLIC_URL must be an absolute URL such as https://shop.example"
         )
-    unknown = set(config["GATEWAYS"]) - {"rbs", "altapay", "interpay"}
+    unknown = [name for name in config["GATEWAYS"] if name not in REGISTRY]
     if unknown or not config["GATEWAYS"]:
-        raise ConfigError(f"STOREFRONT_GATEWAYS must list rbs, altapay or interpay, not {unknown}")
-    if "interpay" in config["GATEWAYS"] and config["INTERPAY_CURRENCY"] != config["CURRENCY"]:
         raise ConfigError(
-            f"InterPay's terminal charges {config['INTERPAY_CURRENCY']} but the shop sells in "
-            f"{config['CURRENCY']}: take interpay out of STOREFRONT_GATEWAYS or use a terminal "
-            "in the shop's currency (STOREFRONT_INTERPAY_CURRENCY)"
+            f"STOREFRONT_GATEWAYS must list {', '.join(REGISTRY)}, not {', '.join(unknown)}"
         )
-    if config["ENV"] != "production":
-        return
+    for name in config["GATEWAYS"]:
+        for problem in REGISTRY[name].config_problems(config):
+            raise ConfigError(problem)
+    if config["ENV"] == "production":
+        problems = production_problems(config)
+        if problems:
+            raise ConfigError("refusing to start in production:\n  - " + "\n  - ".join(problems))
+
+
+def production_problems(config: Mapping) -> list[str]:
+    """Everything that makes ``config`` unfit for real customers, all at once."""
     problems = []
-    if config["SECRET_KEY"] in ("", DEV_SECRET_KEY) or len(config["SECRET_KEY"]) < 32:
-        problems.append("STOREFRONT_SECRET_KEY must be set to a random value of 32+ characters")
+    if not _strong_secret(config["SECRET_KEY"]):
+        problems.append(
+            "STOREFRONT_SECRET_KEY must be set to a random value of 32+ characters "
+            "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
     if not config["PUBLIC_URL"].startswith("https://"):
         problems.append("STOREFRONT_PUBLIC_URL must be https")
     if config["SANDBOX"]:
         problems.append("STOREFRONT_SANDBOX must be off")
     sandbox = config["SANDBOX_URL"]
-    secrets_for = {
-        "rbs": ("RBS_URL", "RBS_USERNAME", "RBS_PASSWORD", "RBS_CALLBACK_KEY"),
-        "altapay": ("ALTAPAY_URL", "ALTAPAY_USERNAME", "ALTAPAY_PASSWORD", "ALTAPAY_SECRET"),
-        "interpay": ("INTERPAY_URL", "INTERPAY_TERMID", "INTERPAY_PASS"),
-    }
-    for gateway in config["GATEWAYS"]:
-        url_key, *secret_keys = secrets_for[gateway]
-        if sandbox in config[url_key] or "/sandbox/" in config[url_key]:
-            problems.append(f"STOREFRONT_{url_key} points at the sandbox gateway")
-        for key in secret_keys:
-            if not config[key] or config[key] == SANDBOX_CREDENTIALS.get(key):
+    for name in config["GATEWAYS"]:
+        family = REGISTRY[name]
+        urls = family.urls(config)
+        if not urls or any(sandbox in url or "/sandbox/" in url for url in urls):
+            problems.append(f"STOREFRONT_{family.url_setting} points at the sandbox gateway")
+        elif not all(url.startswith("https://") for url in urls):
+            problems.append(f"STOREFRONT_{family.url_setting} must be https")
+        for key in family.required_settings:
+            if not config[key] or config[key] == SETTINGS[key].default:
                 problems.append(f"STOREFRONT_{key} must be set (the sandbox's value is refused)")
-    if problems:
-        raise ConfigError("refusing to start in production:\n  - " + "\n  - ".join(problems))
+    return problems
+
+
+def _strong_secret(secret: str) -> bool:
+    """32 characters or more, not the development key, and not a few characters repeated:
+    a key of one repeated character has the length of a secret but none of its surprise."""
+    if secret == DEV_SECRET_KEY or len(secret) < 32:
+        return False
+    counts = Counter(secret)
+    entropy = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
+    return len(counts) >= 12 and entropy * len(secret) >= 128

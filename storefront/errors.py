@@ -7,6 +7,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from storefront.extensions import db
+from storefront.gateways import REGISTRY
 
 MESSAGES = {
     400: ("Bad request", "The request could not be understood. Nothing was changed."),
@@ -38,10 +39,13 @@ def render_error(code: int, detail: str | None = None):
 
 
 def _wants_text() -> bool:
-    # Gateways calling our server-to-server endpoints get a short plain-text answer, except
-    # AltaPay's result pages, whose answer the gateway shows the customer.
-    kind = (request.view_args or {}).get("kind")
-    return request.blueprint == "callbacks" and kind not in ("ok", "fail", "open")
+    # Gateways calling our server-to-server pages get a short plain-text answer, except on the
+    # pages whose answer the gateway shows the customer (AltaPay's ok/fail/open).
+    if request.blueprint != "payments" or request.endpoint == "payments.browser_return":
+        return False
+    args = request.view_args or {}
+    family = REGISTRY.get(str(args.get("gateway", "")))
+    return family is None or args.get("kind") not in family.relayed_kinds
 
 
 def _csrf_error(error: CSRFError):

@@ -11,7 +11,7 @@ import pytest
 import requests
 from flask import Flask, request
 
-from storefront.gateways.altapay import AltaPayGateway, checksum, from_config
+from storefront.gateways.altapay import AltaPayGateway, checksum
 from storefront.gateways.base import (
     AttemptRef,
     BadNotice,
@@ -22,6 +22,7 @@ from storefront.gateways.base import (
     PaymentRequest,
     Trigger,
 )
+from tests.adapters import settings
 from tests.servers import serving
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "altapay"
@@ -212,17 +213,19 @@ def test_each_attempt_has_its_own_shop_orderid(adapter):
 
 
 def test_from_config_reads_the_altapay_settings():
-    gateway = from_config(
-        {
-            "ALTAPAY_URL": "https://shop.altapaysecure.com/merchant/API",
-            "ALTAPAY_USERNAME": "u",
-            "ALTAPAY_PASSWORD": "p",
-            "ALTAPAY_TERMINAL": "T",
-            "ALTAPAY_SECRET": "s",
-            "ALTAPAY_CAPTURE": True,
-            "GATEWAY_CONNECT_TIMEOUT": 1.5,
-            "GATEWAY_READ_TIMEOUT": 9.0,
-        }
+    gateway = AltaPayGateway.from_config(
+        settings(
+            **{
+                "ALTAPAY_URL": "https://shop.altapaysecure.com/merchant/API",
+                "ALTAPAY_USERNAME": "u",
+                "ALTAPAY_PASSWORD": "p",
+                "ALTAPAY_TERMINAL": "T",
+                "ALTAPAY_SECRET": "s",
+                "ALTAPAY_CAPTURE": True,
+                "GATEWAY_CONNECT_TIMEOUT": 1.5,
+                "GATEWAY_READ_TIMEOUT": 9.0,
+            }
+        )
     )
     assert gateway.base == "https://shop.altapaysecure.com/merchant/API/"
     assert gateway.timeout == (1.5, 9.0) and gateway.capture_at_once

@@ -87,7 +87,7 @@ def test_category_lists_only_its_own_active_products(client, seeded):
 
 
 def test_category_is_paginated_by_the_configured_page_size(client, seeded):
-    seeded.config["ORDERS_PER_PAGE"] = 2
+    seeded.config["PRODUCTS_PER_PAGE"] = 2
     first = client.get("/c/coffee").get_data(as_text=True)
     third = client.get("/c/coffee?page=3").get_data(as_text=True)
     assert len(re.findall(r'<li class="card">', first)) == 2
@@ -242,7 +242,7 @@ def test_search_cuts_a_very_long_query(client, seeded):
 
 
 def test_search_results_are_paginated_and_keep_the_query(client, seeded):
-    seeded.config["ORDERS_PER_PAGE"] = 2
+    seeded.config["PRODUCTS_PER_PAGE"] = 2
     page = client.get("/search?q=tea").get_data(as_text=True)
     assert "/search?page=2&amp;q=tea" in page or "/search?q=tea&amp;page=2" in page
 
@@ -358,7 +358,7 @@ def test_seed_command_fills_an_empty_shop(runner, app):
 
 
 def test_pages_a_gateway_relays_get_absolute_links_and_assets(app):
-    from storefront.payments.callback_views import absolute_urls
+    from storefront.payments.views import absolute_urls
 
     app.config["PUBLIC_URL"] = "https://shop.example"
     with app.test_request_context():

@@ -226,7 +226,7 @@ def test_fifty_concurrent_callbacks_fulfil_once(deployment, sandbox, smtp):
             (
                 lambda i=i: (
                     requests.post(
-                        f"{urls[i % 2]}/pay/rbs/callback", data=params, timeout=60
+                        f"{urls[i % 2]}/pay/rbs/callback/notification", data=params, timeout=60
                     ).status_code
                 )
             )
@@ -260,7 +260,9 @@ def test_return_and_callback_together_fulfil_once_each_time(deployment, sandbox,
         at_once(
             [
                 lambda u=return_url, b=browser: fresh(b, "GET", u, allow_redirects=False),
-                lambda p=params: requests.post(f"{urls[1]}/pay/rbs/callback", data=p, timeout=60),
+                lambda p=params: requests.post(
+                    f"{urls[1]}/pay/rbs/callback/notification", data=p, timeout=60
+                ),
             ]
         )
         orders.append(order_of(deployment, attempt.id))
@@ -427,7 +429,9 @@ def test_badly_signed_callbacks_change_nothing(deployment, sandbox):
     missing = {k: v for k, v in good.items() if k != "checksum"}
     tampered = {**good, "amount": "1"}  # a field added after signing
     for form in (bad, missing, tampered):
-        response = requests.post(f"{deployment.url}/pay/rbs/callback", data=form, timeout=30)
+        response = requests.post(
+            f"{deployment.url}/pay/rbs/callback/notification", data=form, timeout=30
+        )
         assert response.status_code == 400
     assert latest_attempt(deployment).state == AttemptState.REDIRECTED
     refused = query(
@@ -451,7 +455,9 @@ def test_signed_callback_does_not_overrule_the_gateways_status(deployment, sandb
     pay_without_coming_back(browser, card="4000000000000002")
     attempt = latest_attempt(deployment)
     response = requests.post(
-        f"{deployment.url}/pay/rbs/callback", data=signed_callback(attempt, status="1"), timeout=30
+        f"{deployment.url}/pay/rbs/callback/notification",
+        data=signed_callback(attempt, status="1"),
+        timeout=30,
     )
     assert response.status_code == 200
     assert latest_attempt(deployment).state == AttemptState.DECLINED
@@ -487,7 +493,7 @@ def test_callback_mixing_two_payments_names_neither(deployment, sandbox):
     b = latest_attempt(deployment)
     mixed = SimpleNamespace(gateway_id=b.gateway_id, reference=a.reference)
     response = requests.post(
-        f"{deployment.url}/pay/rbs/callback", data=signed_callback(mixed), timeout=30
+        f"{deployment.url}/pay/rbs/callback/notification", data=signed_callback(mixed), timeout=30
     )
     assert response.status_code == 404
     assert order_of(deployment, a.id).state == OrderState.PENDING_PAYMENT
@@ -508,7 +514,9 @@ def test_fail_after_success_leaves_paid(deployment, sandbox):
     assert "Thank you" in page
     attempt = latest_attempt(deployment)
     response = requests.post(
-        f"{deployment.url}/pay/rbs/callback", data=signed_callback(attempt, status="0"), timeout=30
+        f"{deployment.url}/pay/rbs/callback/notification",
+        data=signed_callback(attempt, status="0"),
+        timeout=30,
     )
     assert response.status_code == 200
     assert latest_attempt(deployment).state == AttemptState.PAID
@@ -535,7 +543,9 @@ def test_replay_after_refund_stays_refunded(deployment, sandbox):
         db.session.remove()
     assert latest_attempt(deployment).state == AttemptState.REFUNDED
     response = requests.post(
-        f"{deployment.urls[1]}/pay/rbs/callback", data=signed_callback(attempt), timeout=30
+        f"{deployment.urls[1]}/pay/rbs/callback/notification",
+        data=signed_callback(attempt),
+        timeout=30,
     )
     assert response.status_code == 200
     assert latest_attempt(deployment).state == AttemptState.REFUNDED

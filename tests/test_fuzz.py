@@ -529,7 +529,7 @@ def test_fuzzed_rbs_callbacks_never_change_who_paid(live):
     )
     def check(method, encoding, pairs):
         payload = pairs if method == "GET" else (encoding, pairs)
-        response = send(client_of(live, False), method, "/pay/rbs/callback", payload)
+        response = send(client_of(live, False), method, "/pay/rbs/callback/notification", payload)
         assert_answered(response, (method, pairs))
         assert_money_unchanged(live)
 
@@ -652,7 +652,7 @@ def test_fuzzed_altapay_verify_order_always_answers_and_changes_nothing(live):
 def test_any_body_to_any_gateway_endpoint_gets_an_answer_never_a_5xx(live):
     tokens = [a.token for a in live.attempts]
     endpoints = [
-        "/pay/rbs/callback",
+        "/pay/rbs/callback/notification",
         *(f"/pay/altapay/callback/{kind}" for kind in ("ok", "fail", "open", "notification")),
         "/pay/altapay/verify-order",
         *(f"/pay/{g}/return/{t}" for g, t in itertools.product(("rbs", "interpay"), tokens)),

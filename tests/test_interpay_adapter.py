@@ -21,7 +21,8 @@ from storefront.gateways.base import (
     Redirect,
     Trigger,
 )
-from storefront.gateways.interpay import InterPayGateway, from_config
+from storefront.gateways.interpay import InterPayGateway
+from tests.adapters import settings
 from tests.servers import serving
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "interpay" / "examples.txt"
@@ -45,11 +46,17 @@ def config(sandbox_url: str, **overrides) -> dict:
         "INTERPAY_TERMID": "SANDBX01",
         "INTERPAY_PASS": "sandbox-pass",
         "INTERPAY_ACK": True,
+        # The sandbox's terminal charges Canadian dollars, as a real one usually does.
+        "INTERPAY_CURRENCY": "CAD",
         "GATEWAY_CONNECT_TIMEOUT": 2.0,
         "GATEWAY_READ_TIMEOUT": 5.0,
     }
     values.update(overrides)
-    return values
+    return settings(**values)
+
+
+def from_config(config: dict) -> InterPayGateway:
+    return InterPayGateway.from_config(config)
 
 
 @pytest.fixture
@@ -443,6 +450,9 @@ def documented(request):
             urls=[server.url + "/"],
             termid="TERM0001",
             password="s3cret-pass",
+            ack=True,
+            ack_in_getresult=False,
+            currency="CAD",
             encoding=request.param,
             connect_timeout=2,
             read_timeout=2,

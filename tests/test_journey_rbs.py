@@ -214,10 +214,10 @@ def test_callback_with_bad_checksum_changes_nothing_and_is_kept_as_evidence(shop
         "status": "1",
         "checksum": "0" * 64,
     }
-    response = requests.post(f"{shop.url}/pay/rbs/callback", data=forged, timeout=10)
+    response = requests.post(f"{shop.url}/pay/rbs/callback/notification", data=forged, timeout=10)
     assert response.status_code == 400
     response = requests.get(
-        f"{shop.url}/pay/rbs/callback",
+        f"{shop.url}/pay/rbs/callback/notification",
         params={k: v for k, v in forged.items() if k != "checksum"},
         timeout=10,
     )
@@ -237,7 +237,7 @@ def test_callback_with_bad_checksum_changes_nothing_and_is_kept_as_evidence(shop
 
 def test_callback_for_unknown_payment_is_404(shop, sandbox):
     response = requests.post(
-        f"{shop.url}/pay/rbs/callback",
+        f"{shop.url}/pay/rbs/callback/notification",
         data={"mdOrder": "abc", "orderNumber": "1_1", "operation": "deposited", "status": "1"},
         timeout=10,
     )

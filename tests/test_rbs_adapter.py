@@ -88,7 +88,7 @@ def payment_request(**overrides) -> PaymentRequest:
         lines=(Line("Tea", 2, 1000),),
         return_url="https://shop.example/pay/rbs/return/tok",
         fail_url="https://shop.example/pay/rbs/return/tok",
-        callback_urls={"callback": "https://shop.example/pay/rbs/callback"},
+        callback_urls={"notification": "https://shop.example/pay/rbs/callback/notification"},
     )
     values.update(overrides)
     return PaymentRequest(**values)
@@ -121,7 +121,7 @@ def test_register_sends_minor_units_numeric_currency_and_absolute_urls(adapter, 
     assert sent["amount"] == "2000" and sent["currency"] == "978"
     assert sent["orderNumber"] == "10000001_1"
     assert sent["returnUrl"] == "https://shop.example/pay/rbs/return/tok"
-    assert sent["dynamicCallbackUrl"] == "https://shop.example/pay/rbs/callback"
+    assert sent["dynamicCallbackUrl"] == "https://shop.example/pay/rbs/callback/notification"
     logged = "\n".join(detail for _, _, detail in journal.records)
     assert "s3cret-pass" not in logged  # the evidence log never holds the password
 

@@ -243,7 +243,7 @@ def _responses(client, shop) -> dict:
             "/cart/add", data={"csrf_token": token, "product_id": shop.product_id, "quantity": 1}
         ),
         "callback answer": client.post(
-            "/pay/rbs/callback",
+            "/pay/rbs/callback/notification",
             data={"mdOrder": gateway_id, "orderNumber": reference, "checksum": "0" * 64},
         ),
         "callback 404": client.post("/pay/altapay/callback/nosuchkind"),
@@ -280,7 +280,7 @@ def test_every_kind_of_response_carries_the_security_headers(client, shop):
 
 def test_a_body_over_one_megabyte_is_refused_unread_with_a_clear_answer(app, client, shop):
     before = stored(app)
-    for path in ("/pay/rbs/callback", "/pay/altapay/callback/ok", "/checkout/place"):
+    for path in ("/pay/rbs/callback/notification", "/pay/altapay/callback/ok", "/checkout/place"):
         response = client.post(
             path,
             data=b"checksum=" + b"A" * (1024 * 1024),
@@ -487,7 +487,7 @@ def test_gateway_callbacks_and_returns_are_exempt_from_csrf(app, client, shop):
     altapay = order_row(app, shop.altapay).attempts[0]
     answers = {
         "rbs callback": client.post(
-            "/pay/rbs/callback",
+            "/pay/rbs/callback/notification",
             data={
                 "mdOrder": rbs.gateway_id,
                 "orderNumber": rbs.reference,
@@ -538,7 +538,7 @@ def test_a_callback_with_a_non_ascii_checksum_is_refused_not_a_500(app, client, 
     before = stored(app)
     answers = [
         client.post(
-            "/pay/rbs/callback",
+            "/pay/rbs/callback/notification",
             data={
                 "mdOrder": rbs.gateway_id,
                 "orderNumber": rbs.reference,
@@ -548,7 +548,7 @@ def test_a_callback_with_a_non_ascii_checksum_is_refused_not_a_500(app, client, 
             },
         ),
         client.post(
-            f"/pay/rbs/callback?mdOrder={rbs.gateway_id}&orderNumber={rbs.reference}"
+            f"/pay/rbs/callback/notification?mdOrder={rbs.gateway_id}&orderNumber={rbs.reference}"
             f"&checksum={quote(checksum)}"
         ),
         client.post(
@@ -585,7 +585,7 @@ def signed_rbs_callback(attempt: PaymentAttempt, **values) -> dict:
 def test_a_signed_callback_without_csrf_token_is_processed(shop_live):
     shop, attempt = shop_live
     callback = signed_rbs_callback(attempt, operation="deposited", status="1")
-    response = requests.post(f"{shop.url}/pay/rbs/callback", data=callback, timeout=10)
+    response = requests.post(f"{shop.url}/pay/rbs/callback/notification", data=callback, timeout=10)
     assert response.status_code == 200 and response.text == "OK\n"
     with shop.db() as session:
         kinds = session.execute(
@@ -888,7 +888,7 @@ def test_callbacks_beyond_the_limit_get_429(tmp_path):
     gateway = app.test_client()
     answers = _until_limited(
         lambda: gateway.post(
-            "/pay/rbs/callback",
+            "/pay/rbs/callback/notification",
             data={"mdOrder": "x", "orderNumber": "1_1"},
             environ_base={"REMOTE_ADDR": "198.51.100.1"},
         ),
@@ -904,7 +904,7 @@ def test_callbacks_beyond_the_limit_get_429(tmp_path):
     )
     assert altapay.status_code == 429  # one budget for all callbacks of an address
     other = gateway.post(
-        "/pay/rbs/callback",
+        "/pay/rbs/callback/notification",
         data={"mdOrder": "x", "orderNumber": "1_1"},
         environ_base={"REMOTE_ADDR": "198.51.100.2"},
     )
@@ -1102,8 +1102,8 @@ def test_a_nul_byte_anywhere_is_refused_never_a_500(any_database_shop):
         f"/order/{shop.rbs.receipt_token[:-1]}%00/pay",
         f"/pay/rbs/return/{rbs.token[:-1]}%00",
         f"/pay/rbs/return/{rbs.token}?orderId=%00",
-        f"/pay/rbs/callback?mdOrder={rbs.gateway_id}&orderNumber={rbs.reference}%00",
-        f"/pay/rbs/callback?mdOrder={rbs.gateway_id}&orderNumber={rbs.reference}&operation=%00",
+        f"/pay/rbs/callback/notification?mdOrder={rbs.gateway_id}&orderNumber={rbs.reference}%00",
+        f"/pay/rbs/callback/notification?mdOrder={rbs.gateway_id}&orderNumber={rbs.reference}&operation=%00",
         "/search?q=%00",
     ]
     posts = [
@@ -1118,11 +1118,11 @@ def test_a_nul_byte_anywhere_is_refused_never_a_500(any_database_shop):
         ("/admin/sign-in", {"email": f"{STAFF_EMAIL}{nul}", "password": STAFF_PASSWORD}),
         ("/admin/sign-in", {"email": STAFF_EMAIL, "password": f"wrong{nul}{STAFF_PASSWORD}"}),
         (
-            "/pay/rbs/callback",
+            "/pay/rbs/callback/notification",
             {"mdOrder": rbs.gateway_id, "orderNumber": f"{rbs.reference}{nul}"},
         ),
         (
-            "/pay/rbs/callback",
+            "/pay/rbs/callback/notification",
             {"mdOrder": rbs.gateway_id, "orderNumber": rbs.reference, "operation": nul},
         ),
         ("/pay/altapay/callback/ok", {"shop_orderid": altapay.reference, "status": nul}),

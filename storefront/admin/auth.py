@@ -24,14 +24,6 @@ from storefront.ratelimit import count, hit
 from storefront.timeutil import now_utc
 
 SESSION_KEY = "staff"
-# Failed sign-ins allowed per window: per email from one address, and per address whatever
-# the email (guessing across many accounts from one machine). Overridable in the config.
-DEFAULTS = {
-    "ADMIN_SIGN_IN_LIMIT": 5,
-    "ADMIN_SIGN_IN_IP_LIMIT": 50,
-    "ADMIN_SIGN_IN_WINDOW": 900,  # seconds
-    "ADMIN_SESSION_HOURS": 12,
-}
 
 
 class SignInRefused(Exception):
@@ -43,7 +35,8 @@ class Throttled(SignInRefused):
 
 
 def setting(name: str) -> int:
-    return int(float(current_app.config.get(name, DEFAULTS[name])))
+    """One of the ADMIN_* settings (storefront.config), in whole units."""
+    return int(current_app.config[name])
 
 
 # Who is signed in --------------------------------------------------------------------------

@@ -12,10 +12,12 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from storefront.extensions import db
-from storefront.gateways import get_gateway
+from storefront.gateways import configured
+from storefront.gateways.base import EventKind, Journal
+from storefront.payments import evidence
 from storefront.payments.backoffice import resolve_unknown_action
-from storefront.payments.models import AttemptState, PaymentAttempt, PaymentEvent
-from storefront.payments.service import EvidenceLog, learn, settle
+from storefront.payments.models import Actor, AttemptState, Cause, PaymentAttempt, PaymentEvent
+from storefront.payments.settle import learn, settle
 from storefront.timeutil import as_utc, now_utc
 
 # A claimed action younger than this may still be waiting for the gateway (read timeout plus
@@ -28,19 +30,11 @@ CHECKABLE = (
     AttemptState.UNKNOWN,
     AttemptState.AUTHORIZED,
 )
-ANSWER_KINDS = ("response", "callback", "error")
-
-
-def gateway_or_none(name: str):
-    """The configured adapter for ``name``, or None if this shop does not configure it."""
-    try:
-        return get_gateway(name)
-    except (KeyError, ImportError):
-        return None
+ANSWER_KINDS = (EventKind.RESPONSE, EventKind.CALLBACK, EventKind.ERROR)
 
 
 def gateway_title(name: str) -> str:
-    gateway = gateway_or_none(name)
+    gateway = configured(name)
     return gateway.title if gateway is not None else name
 
 
@@ -52,7 +46,7 @@ class CheckOutcome:
 
 def check_now(attempt: PaymentAttempt, operator: str) -> CheckOutcome:
     """Ask the gateway about ``attempt`` and apply its answer, as the reconciler would."""
-    if gateway_or_none(attempt.gateway) is None:
+    if configured(attempt.gateway) is None:
         return CheckOutcome(False, f"The gateway {attempt.gateway} is not configured here.")
     before = attempt.state
     if attempt.action:
@@ -61,7 +55,7 @@ def check_now(attempt: PaymentAttempt, operator: str) -> CheckOutcome:
             return CheckOutcome(
                 False, f"The action {attempt.action} is under way. Check again in a minute."
             )
-        if not resolve_unknown_action(attempt):
+        if not resolve_unknown_action(attempt, Cause(Actor.STAFF, f"operator check by {operator}", operator)):
             return CheckOutcome(
                 False,
                 f"The gateway still does not answer about {attempt.action}. "
@@ -73,7 +67,7 @@ def check_now(attempt: PaymentAttempt, operator: str) -> CheckOutcome:
         )
     if attempt.state not in CHECKABLE:
         return CheckOutcome(False, f"This payment is {_words(attempt.state)}: nothing to check.")
-    settle(attempt, source=f"operator check by {operator}")
+    settle(attempt, Cause(Actor.STAFF, f"operator check by {operator}", operator))
     if attempt.state == before:
         return CheckOutcome(True, f"Checked with the gateway: still {_words(attempt.state)}.")
     return CheckOutcome(
@@ -86,20 +80,18 @@ def look_up(attempt: PaymentAttempt, operator: str) -> dict | None:
 
     None if the gateway is not configured. The exchange is kept as evidence like any other.
     """
-    if gateway_or_none(attempt.gateway) is None:
+    if configured(attempt.gateway) is None:
         return None
-    log = EvidenceLog()
-    result = learn(attempt, None, log)
-    log.save(attempt.id)
-    db.session.add(
-        PaymentEvent(
-            attempt_id=attempt.id,
-            kind="decision",
-            summary=(
-                f"look-up by {operator}: gateway says {result.outcome} "
-                f"({result.codes or 'no codes'}); ours is {attempt.state}; nothing changed"
-            )[:300],
-        )
+    cause = Cause(Actor.STAFF, f"look-up by {operator}", operator)
+    journal = Journal()
+    result = learn(attempt, None, journal)
+    evidence.keep(journal, attempt.id, cause)
+    evidence.add(
+        attempt.id,
+        EventKind.DECISION,
+        f"{cause}: gateway says {result.outcome} ({result.codes or 'no codes'}); "
+        f"ours is {attempt.state}; nothing changed",
+        cause,
     )
     db.session.commit()
     return {
@@ -121,22 +113,22 @@ def latest_answer(attempt: PaymentAttempt) -> PaymentEvent | None:
 def latest_evidence(attempt_id: int) -> PaymentEvent | None:
     """What the gateway answered to the back-office action just made, read fresh.
 
-    The back office's decision names the gateway's own codes ("gateway says paid
-    (orderStatus=2 …)"), which tell the operator more than an HTTP status; without one, the
-    newest raw answer.
+    The decision taken on the operator's action names the gateway's own codes ("gateway says
+    paid (orderStatus=2 …)"), which tell the operator more than an HTTP status; without one,
+    the newest raw answer.
     """
     events = db.session.execute(
         select(PaymentEvent)
         .where(
             PaymentEvent.attempt_id == attempt_id,
-            PaymentEvent.kind.in_((*ANSWER_KINDS, "decision")),
+            PaymentEvent.kind.in_((*ANSWER_KINDS, EventKind.DECISION)),
         )
         .order_by(PaymentEvent.id.desc())
         .limit(20)
     ).scalars()
     fallback = None
     for event in events:
-        if event.kind == "decision" and event.summary.startswith("back office "):
+        if event.kind == EventKind.DECISION and event.actor == Actor.STAFF:
             return event
         if fallback is None and event.kind in ANSWER_KINDS:
             fallback = event

@@ -28,14 +28,13 @@ from storefront.admin.forms import AmountForm, EmptyForm, OrderFilterForm, SignI
 from storefront.admin.operations import (
     CHECKABLE,
     check_now,
-    gateway_or_none,
     gateway_title,
     latest_answer,
     latest_evidence,
     look_up,
 )
 from storefront.extensions import db
-from storefront.gateways import FAMILIES
+from storefront.gateways import REGISTRY, configured
 from storefront.money import to_major
 from storefront.orders.models import Order
 from storefront.payments import backoffice
@@ -127,7 +126,7 @@ def orders():
     """Orders, newest first, filtered by state, gateway, dates and a search; invalid filters
     are ignored and said so."""
     form = OrderFilterForm(formdata=request.args)
-    form.gateway.choices = [("", "Any gateway")] + [(g, gateway_title(g)) for g in FAMILIES]
+    form.gateway.choices = [("", "Any gateway")] + [(g, gateway_title(g)) for g in REGISTRY]
     form.validate()
     usable = {
         name: getattr(form, name).data
@@ -135,7 +134,7 @@ def orders():
         if not getattr(form, name).errors and getattr(form, name).data
     }
     page, page_error = _page_number()
-    per_page = int(current_app.config.get("ADMIN_ORDERS_PER_PAGE", 25))
+    per_page = current_app.config["ADMIN_ORDERS_PER_PAGE"]
     pagination = queries.orders_page(queries.OrderFilters(**usable), page, per_page)
     ignored = [(form[name].label.text, errors) for name, errors in form.errors.items()]
     if page_error:
@@ -205,7 +204,7 @@ class PaymentPanel:
 
 
 def _panel(attempt: PaymentAttempt, bound: dict) -> PaymentPanel:
-    gateway = gateway_or_none(attempt.gateway)
+    gateway = configured(attempt.gateway)
     panel = PaymentPanel(
         attempt=attempt,
         gateway=gateway,

@@ -17,6 +17,19 @@ from storefront.extensions import db
 bp = Blueprint("cart", __name__, url_prefix="/cart")
 
 
+@bp.app_template_global()
+def add_to_cart_form(product: Product) -> AddToCartForm | None:
+    """The product page's form, posted to ``cart.add``; None when it is out of stock."""
+    if not product.stock:
+        return None
+    return AddToCartForm(formdata=None, product_id=product.id, quantity=1)
+
+
+@bp.app_template_global()
+def max_quantity_of(product: Product) -> int:
+    return min(product.stock, service.MAX_QUANTITY)
+
+
 @bp.get("/")
 def show():
     """The cart: its lines, what changed since last time, the total and the way to checkout."""

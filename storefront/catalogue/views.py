@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
 
-from storefront.cart.forms import AddToCartForm
-from storefront.cart.service import MAX_QUANTITY
 from storefront.catalogue import queries
 
 bp = Blueprint("catalogue", __name__)
@@ -26,7 +24,7 @@ def _navigation() -> dict:
 
 
 def _per_page() -> int:
-    return max(1, int(current_app.config.get("ORDERS_PER_PAGE") or 12))
+    return max(1, current_app.config["PRODUCTS_PER_PAGE"])
 
 
 @bp.get("/")
@@ -52,18 +50,12 @@ def category(slug: str):
 
 @bp.get("/p/<slug>")
 def product(slug: str):
-    """A product: picture, description, price, stock and the add-to-cart form.
+    """A product: picture, description, price, stock and the add-to-cart form (which the
+    cart provides: ``add_to_cart_form`` in the template).
 
     :raise 404: no active product has this slug.
     """
-    item = queries.product_or_404(slug)
-    form = AddToCartForm(formdata=None, product_id=item.id, quantity=1) if item.stock else None
-    return render_template(
-        "catalogue/product.html",
-        product=item,
-        form=form,
-        max_quantity=min(item.stock, MAX_QUANTITY),
-    )
+    return render_template("catalogue/product.html", product=queries.product_or_404(slug))
 
 
 @bp.get("/search")

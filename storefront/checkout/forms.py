@@ -40,16 +40,3 @@ class PlaceOrderForm(FlaskForm):
     """The review page's button. The key makes a second submission find the first order."""
 
     checkout_key = HiddenField(validators=[InputRequired(), Regexp(r"^[A-Za-z0-9_-]{16,64}$")])
-
-
-class PayForm(FlaskForm):
-    """'Try again' on a failure page: a new attempt for the same order."""
-
-    gateway = RadioField("Pay with", validators=[InputRequired()])
-
-
-class LookupForm(FlaskForm):
-    """ "Did my payment go through?" — a guest finds an order by its number and email."""
-
-    number = StringField("Order number", validators=[InputRequired(), Length(max=16)])
-    email = EmailField("Email", validators=[InputRequired(), Length(max=254)])

@@ -14,8 +14,12 @@ from storefront.cart import service as cart_service
 from storefront.checkout.forms import DetailsForm, PlaceOrderForm, country_choices
 from storefront.gateways import offered
 from storefront.orders import service as orders
-from storefront.orders.views import continue_payment
-from storefront.payments.service import PaymentNotStarted, start_payment
+from storefront.payments.handoff import (
+    PaymentNotStarted,
+    abandon,
+    continue_payment,
+    start_payment,
+)
 from storefront.ratelimit import limited
 
 bp = Blueprint("checkout", __name__, url_prefix="/checkout")
@@ -117,7 +121,7 @@ def place():
     session.pop(KEY, None)
     session["open_order"] = order.receipt_token
     if previous:
-        orders.abandon(previous, f"replaced by order {order.number}")
+        abandon(previous, f"replaced by order {order.number}")
     try:
         attempt = start_payment(order, details["gateway"])
     except PaymentNotStarted:

@@ -1,14 +1,22 @@
-"""The gateways this shop speaks, built once per application from its configuration."""
+"""The gateways this shop speaks: the one registry of their names, and the adapters built once
+per application from its configuration.
+
+A new gateway family is one module with a :class:`~storefront.gateways.base.Gateway` subclass,
+listed in ``REGISTRY``; settings, checkout, callbacks and the reconciler find it there.
+"""
 
 from __future__ import annotations
 
-import importlib
-
 from flask import current_app
 
+from storefront.gateways.altapay import AltaPayGateway
 from storefront.gateways.base import Gateway
+from storefront.gateways.interpay import InterPayGateway
+from storefront.gateways.rbs import RbsGateway
 
-FAMILIES = ("rbs", "altapay", "interpay")
+REGISTRY: dict[str, type[Gateway]] = {
+    family.name: family for family in (RbsGateway, AltaPayGateway, InterPayGateway)
+}
 
 
 def get_gateway(name: str) -> Gateway:
@@ -20,9 +28,17 @@ def get_gateway(name: str) -> Gateway:
         raise KeyError(name)
     adapters = current_app.extensions.setdefault("gateways", {})
     if name not in adapters:
-        module = importlib.import_module(f"storefront.gateways.{name}")
-        adapters[name] = module.from_config(current_app.config)
+        adapters[name] = REGISTRY[name].from_config(current_app.config)
     return adapters[name]
+
+
+def configured(name: str) -> Gateway | None:
+    """The adapter for ``name`` if this shop configures it, else None (an old order may name a
+    gateway the shop no longer offers)."""
+    try:
+        return get_gateway(name)
+    except KeyError:
+        return None
 
 
 def offered() -> list[Gateway]:

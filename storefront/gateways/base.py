@@ -1,4 +1,5 @@
-"""The adapter interface every gateway family implements, and the HTTP plumbing they share.
+"""The adapter interface every gateway family implements: the values it trades in and the
+:class:`Gateway` base class.
 
 An adapter translates between the shop's words and one gateway's wire protocol and talks HTTP.
 It never touches the database: it returns values, and it reports every exchange to a
@@ -8,15 +9,11 @@ state change.
 
 from __future__ import annotations
 
-import hmac
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
-
-import requests
+from typing import Any, ClassVar
 
 
 class Outcome(StrEnum):
@@ -151,120 +148,118 @@ class BadNotice(ValueError):
         self.gateway_id = gateway_id
 
 
-class Journal(Protocol):
-    """Where an adapter reports each exchange: kind is request, response, callback or error."""
+class EventKind(StrEnum):
+    """What one piece of a payment's evidence is. Adapters record the first four; the
+    payments service adds the rest."""
 
-    def record(self, kind: str, summary: str, detail: str = "") -> None: ...
+    REQUEST = "request"  # we sent the gateway a message
+    RESPONSE = "response"  # the gateway's answer to it
+    ERROR = "error"  # no usable answer (a timeout, a broken connection, a failover)
+    CALLBACK = "callback"  # the gateway called one of our server-to-server pages
+    RETURN = "return"  # the customer's browser came back from the gateway's page
+    REFUSED = "refused"  # a return or callback we did not accept (malformed, bad checksum)
+    DECISION = "decision"  # what the shop made of an answer: a transition, or why none
+    ACTION = "action"  # an operator's back-office action: asked for, done, refused, lost
 
 
-class Gateway(Protocol):
-    name: str  # "rbs", "altapay", "interpay"
-    title: str  # what the customer sees at checkout
-    supports_refund: bool
+@dataclass(frozen=True)
+class Exchange:
+    kind: EventKind
+    summary: str
+    detail: str = ""
+    # When it happened, not when it was stored: a journal is saved after the call returns.
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class Journal:
+    """Where an adapter reports each exchange, in order. The payments service stores the
+    entries against their attempt once it knows which one (a callback is read first)."""
+
+    def __init__(self) -> None:
+        self.entries: list[Exchange] = []
+
+    def record(self, kind: EventKind | str, summary: str, detail: str = "") -> None:
+        self.entries.append(Exchange(EventKind(kind), summary[:300], detail))
+
+
+class Gateway:
+    """What every adapter is: the interface the payments service calls, with a default for
+    each optional trait, so that callers never probe an adapter for what it has.
+
+    Class attributes describe the protocol; an adapter overrides only what differs.
+    """
+
+    name: ClassVar[str]  # "rbs", "altapay", "interpay": URLs and settings use it
+    title: ClassVar[str]  # the payment method as checkout and the admin name it
+    # Settings (without the STOREFRONT_ prefix) holding the gateway's base URL(s), and those
+    # that production must have set to real values (their sandbox defaults are refused).
+    url_setting: ClassVar[str]
+    required_settings: ClassVar[tuple[str, ...]] = ()
+    # The kinds of /pay/<name>/callback/<kind> the gateway calls; of those, the ones whose
+    # answer it shows the customer (an HTML page), the others get a short plain-text answer.
+    callback_kinds: ClassVar[tuple[str, ...]] = ()
+    relayed_kinds: ClassVar[tuple[str, ...]] = ()
+    has_browser_return: ClassVar[bool] = True
+    supports_refund: ClassVar[bool] = True
+    # The reconciler's timing for a customer who never came back (payments.reconciler): the
+    # first status query this many seconds after the hand-off (None: the reconciler's own
+    # default), and after an undecided answer not again for this long (None: no extra wait).
+    first_check_after: ClassVar[float | None] = None
+    recheck_pending_after: ClassVar[float | None] = None
+
+    # The merchant or terminal this shop is at the gateway, where the gateway's answers name
+    # one: an answer for another merchant is not about our payment (payments.settle).
+    merchant: str | None = None
+
     # True where an approval is final only once we acknowledge it (InterPay's Ack): settle()
     # then acknowledges an authorized payment right after committing it, and the order is paid
     # only on the confirmed capture.
-    acknowledges: bool
+    @property
+    def acknowledges(self) -> bool:
+        return False
 
-    def reference_for(self, order_number: str, seq: int) -> str: ...
-    def start(self, request: PaymentRequest, journal: Journal) -> Redirect: ...
-    def parse_return(self, args: Mapping[str, str]) -> Notice: ...
-    def parse_callback(self, kind: str, form: Mapping[str, str], journal: Journal) -> Notice: ...
-    def fetch_result(self, attempt: AttemptRef, journal: Journal) -> Result: ...
-    def acknowledge(self, attempt: AttemptRef, journal: Journal) -> Result | None: ...
-    def capture(self, attempt: AttemptRef, amount: int, journal: Journal) -> Result: ...
-    def void(self, attempt: AttemptRef, journal: Journal) -> Result: ...
-    def refund(self, attempt: AttemptRef, amount: int, journal: Journal) -> Result: ...
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Gateway:
+        raise NotImplementedError
 
+    @classmethod
+    def urls(cls, config: Mapping[str, Any]) -> list[str]:
+        """The gateway's base URLs in ``config`` (its origins are the checkout's form targets)."""
+        return [str(config[cls.url_setting])] if config.get(cls.url_setting) else []
 
-_SECRET_NAMES = re.compile(r"pass|secret|token|key|checksum|authorization|pan|cvc|cvv", re.I)
+    @classmethod
+    def config_problems(cls, config: Mapping[str, Any]) -> list[str]:
+        """What in ``config`` stops this gateway from being offered at all (any environment)."""
+        return []
 
+    def reference_for(self, order_number: str, seq: int) -> str:
+        """Our id of attempt ``seq`` of an order at the gateway, unique per attempt.
 
-def redact(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``fields`` fit for the evidence log: secrets replaced by a marker."""
-    return {k: ("[redacted]" if _SECRET_NAMES.search(str(k)) else v) for k, v in fields.items()}
+        :raise ValueError: the gateway's id format has no room for another attempt.
+        """
+        return f"{order_number}-{seq}"
 
+    def start(self, request: PaymentRequest, journal: Journal) -> Redirect:
+        raise NotImplementedError
 
-def checksums_match(given: str, expected: str) -> bool:
-    """Whether a callback's checksum is the one we compute, in constant time (the comparison
-    must not tell an attacker how much of it was right). As bytes: ``compare_digest`` refuses
-    a str with non-ASCII characters, which a forged callback may well send."""
-    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+    def parse_return(self, args: Mapping[str, str]) -> Notice:
+        raise BadNotice(f"{self.title} sends no customer back to the shop.")
 
+    def parse_callback(self, kind: str, form: Mapping[str, str], journal: Journal) -> Notice:
+        raise BadNotice(f"{self.title} sends no server-to-server callback.")
 
-class HttpGateway:
-    """Shared plumbing: one ``requests.Session`` per adapter, timeouts on every call, evidence.
+    def fetch_result(self, attempt: AttemptRef, journal: Journal) -> Result:
+        raise NotImplementedError
 
-    ``retry_safe`` calls (status queries, and registrations that reuse the same reference) are
-    tried once more after a transport fault; everything else is tried exactly once.
-    """
+    def acknowledge(self, attempt: AttemptRef, journal: Journal) -> Result | None:
+        """Confirm an authorized payment where the protocol wants it; None: nothing to do."""
+        return None
 
-    name = "gateway"
+    def capture(self, attempt: AttemptRef, amount: int, journal: Journal) -> Result:
+        raise GatewayRefused(f"{self.title} has no capture")
 
-    def __init__(self, connect_timeout: float, read_timeout: float):
-        self.timeout = (connect_timeout, read_timeout)
-        self.http = requests.Session()
-        self.http.headers["User-Agent"] = "Storefront/0.1 (+payments)"
+    def void(self, attempt: AttemptRef, journal: Journal) -> Result:
+        raise GatewayRefused(f"{self.title} has no void")
 
-    def send(
-        self,
-        method: str,
-        url: str,
-        journal: Journal,
-        *,
-        data: Mapping[str, Any] | None = None,
-        json_body: Any = None,
-        auth: tuple[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        retry_safe: bool = False,
-        log_fields: Mapping[str, Any] | None = None,
-    ) -> requests.Response:
-        """Send one request and return the response, or raise :class:`GatewayError`."""
-        shown = redact(log_fields if log_fields is not None else (data or json_body or {}))
-        journal.record("request", f"{method} {_path(url)}", _dump(shown))
-        tries = 2 if retry_safe else 1
-        for attempt in range(1, tries + 1):
-            try:
-                response = self.http.request(
-                    method,
-                    url,
-                    data=data,
-                    json=json_body,
-                    auth=auth,
-                    headers=headers,
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                )
-            except requests.RequestException as exc:
-                journal.record("error", f"{type(exc).__name__} on try {attempt}", str(exc)[:500])
-                if attempt == tries:
-                    raise GatewayError(f"{self.name}: no answer ({type(exc).__name__})") from exc
-                continue
-            journal.record(
-                "response", f"HTTP {response.status_code} from {_path(url)}", _body(response)
-            )
-            if response.status_code >= 500 and attempt < tries:
-                continue
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _path(url: str) -> str:
-    return re.sub(r"^[a-z]+://[^/]+", "", url) or "/"
-
-
-def _dump(fields: Any) -> str:
-    try:
-        return json.dumps(fields, indent=1, sort_keys=True, ensure_ascii=False, default=str)
-    except TypeError:
-        return repr(fields)
-
-
-_BODY_SECRETS = re.compile(
-    r'("?(?:password|PASS|secret|token|TOKEN|checksum)"?\s*[:=]\s*"?)([^"&,<\s]+)', re.I
-)
-
-
-def _body(response: requests.Response, limit: int = 20_000) -> str:
-    text = response.text[:limit]
-    return _BODY_SECRETS.sub(r"\1[redacted]", text)
+    def refund(self, attempt: AttemptRef, amount: int, journal: Journal) -> Result:
+        raise GatewayRefused(f"{self.title} has no refund")

@@ -25,7 +25,6 @@ from storefront.gateways.base import (
     BadNotice,
     GatewayError,
     GatewayRefused,
-    HttpGateway,
     Journal,
     Notice,
     Outcome,
@@ -34,6 +33,7 @@ from storefront.gateways.base import (
     Result,
     Trigger,
 )
+from storefront.gateways.http import HttpGateway
 from storefront.money import UnsupportedCurrency, from_major, to_two_decimals
 
 OK = "0000"
@@ -59,31 +59,13 @@ SECUREID = re.compile(r"[A-Za-z0-9]{1,64}")
 FOUR_DIGITS = re.compile(r"[0-9]{4}")  # CODE and Status
 REQUESTID = re.compile(r"[0-9]{5,20}")
 FIELD_NAME = re.compile(r"[A-Z0-9_]+")
-TRUE = {"1", "true", "yes", "on", "y"}
-
-
-def from_config(config: Mapping) -> InterPayGateway:
-    return InterPayGateway(
-        urls=str(config["INTERPAY_URL"]).split(),
-        termid=config["INTERPAY_TERMID"],
-        password=config["INTERPAY_PASS"],
-        ack=_flag(config.get("INTERPAY_ACK", True)),
-        ack_in_getresult=_flag(config.get("INTERPAY_ACK_IN_GETRESULT", False)),
-        currency=str(config.get("INTERPAY_CURRENCY", "CAD")).upper(),
-        encoding=str(config.get("INTERPAY_ENCODING", "json")).lower(),
-        connect_timeout=float(config["GATEWAY_CONNECT_TIMEOUT"]),
-        read_timeout=float(config["GATEWAY_READ_TIMEOUT"]),
-    )
-
-
-def _flag(value: Any) -> bool:
-    # Settings that config.py does not know as booleans arrive from the environment as text.
-    return value if isinstance(value, bool) else str(value).strip().lower() in TRUE
 
 
 class InterPayGateway(HttpGateway):
     name = "interpay"
     title = "Card (InterPay)"
+    url_setting = "INTERPAY_URL"
+    required_settings = ("INTERPAY_TERMID", "INTERPAY_PASS")
     supports_refund = False  # Web-Redirect has no refund message
     # The reconciler's timing for customers who never came back (payments.reconciler): a
     # GetResult before the page finished gets 9015 and a second one cancels the session, while
@@ -99,10 +81,10 @@ class InterPayGateway(HttpGateway):
         urls,
         termid,
         password,
-        ack=True,
-        ack_in_getresult=False,
-        currency="CAD",
-        encoding="json",
+        ack,
+        ack_in_getresult,
+        currency,
+        encoding,
         **timeouts,
     ):
         super().__init__(**timeouts)
@@ -117,6 +99,36 @@ class InterPayGateway(HttpGateway):
         self.ack_in_getresult = ack_in_getresult
         self.currency = currency
         self.encoding = encoding
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> InterPayGateway:
+        return cls(
+            urls=cls.urls(config),
+            termid=config["INTERPAY_TERMID"],
+            password=config["INTERPAY_PASS"],
+            ack=config["INTERPAY_ACK"],
+            ack_in_getresult=config["INTERPAY_ACK_IN_GETRESULT"],
+            currency=config["INTERPAY_CURRENCY"],
+            encoding=config["INTERPAY_ENCODING"],
+            connect_timeout=config["GATEWAY_CONNECT_TIMEOUT"],
+            read_timeout=config["GATEWAY_READ_TIMEOUT"],
+        )
+
+    @classmethod
+    def urls(cls, config: Mapping[str, Any]) -> list[str]:
+        # The main server, then the backup one, separated by a space (§1.2).
+        return str(config.get(cls.url_setting) or "").split()
+
+    @classmethod
+    def config_problems(cls, config: Mapping[str, Any]) -> list[str]:
+        # No currency field: the terminal charges its own currency whatever we send.
+        if config["INTERPAY_CURRENCY"] != config["CURRENCY"]:
+            return [
+                f"InterPay's terminal charges {config['INTERPAY_CURRENCY']} but the shop sells "
+                f"in {config['CURRENCY']}: take interpay out of STOREFRONT_GATEWAYS or use a "
+                "terminal in the shop's currency (STOREFRONT_INTERPAY_CURRENCY)"
+            ]
+        return []
 
     @property
     def acknowledges(self) -> bool:
@@ -183,9 +195,6 @@ class InterPayGateway(HttpGateway):
             raise BadNotice("The payment status in the link is malformed.", gateway_id=secure_id)
         # A failed return may lack SecureID (§1.3): the attempt is still known by its URL token.
         return Notice(trigger=Trigger.RETURN, gateway_id=secure_id, kind=status)
-
-    def parse_callback(self, kind: str, form: Mapping[str, str], journal: Journal) -> Notice:
-        raise BadNotice("InterPay Web-Redirect sends no server-to-server callback.")
 
     def fetch_result(self, attempt: AttemptRef, journal: Journal) -> Result:
         return self._get_result(attempt, journal, ack=self.ack and self.ack_in_getresult)

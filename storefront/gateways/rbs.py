@@ -21,9 +21,9 @@ from typing import Any
 from storefront.gateways.base import (
     AttemptRef,
     BadNotice,
+    EventKind,
     GatewayError,
     GatewayRefused,
-    HttpGateway,
     Journal,
     Notice,
     Outcome,
@@ -31,8 +31,8 @@ from storefront.gateways.base import (
     Redirect,
     Result,
     Trigger,
-    checksums_match,
 )
+from storefront.gateways.http import HttpGateway, checksums_match
 from storefront.money import UnsupportedCurrency, currency_info
 
 # orderStatus → what it means for the money (gateways.md §2.4).
@@ -52,18 +52,6 @@ ACTION_CODE_CANCELLED = 10  # the cardholder cancelled
 GATEWAY_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
-def from_config(config: Mapping) -> RbsGateway:
-    return RbsGateway(
-        url=config["RBS_URL"],
-        username=config["RBS_USERNAME"],
-        password=config["RBS_PASSWORD"],
-        callback_key=config["RBS_CALLBACK_KEY"],
-        two_phase=bool(config["RBS_TWO_PHASE"]),
-        connect_timeout=float(config["GATEWAY_CONNECT_TIMEOUT"]),
-        read_timeout=float(config["GATEWAY_READ_TIMEOUT"]),
-    )
-
-
 def checksum(params: Mapping[str, str], key: str) -> str:
     """The callback checksum: drop ``checksum``/``sign_alias``, sort by name, HMAC the pairs."""
     signed = "".join(
@@ -77,7 +65,10 @@ def checksum(params: Mapping[str, str], key: str) -> str:
 class RbsGateway(HttpGateway):
     name = "rbs"
     title = "Card (BPC/RBS)"
-    supports_refund = True
+    url_setting = "RBS_URL"
+    required_settings = ("RBS_USERNAME", "RBS_PASSWORD", "RBS_CALLBACK_KEY")
+    # One notification page; the operation it reports (deposited, reversed, …) is in the body.
+    callback_kinds = ("notification",)
 
     def __init__(self, *, url, username, password, callback_key, two_phase, **timeouts):
         super().__init__(**timeouts)
@@ -85,6 +76,18 @@ class RbsGateway(HttpGateway):
         self.credentials = {"userName": username, "password": password}
         self.callback_key = callback_key
         self.two_phase = two_phase
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> RbsGateway:
+        return cls(
+            url=config["RBS_URL"],
+            username=config["RBS_USERNAME"],
+            password=config["RBS_PASSWORD"],
+            callback_key=config["RBS_CALLBACK_KEY"],
+            two_phase=config["RBS_TWO_PHASE"],
+            connect_timeout=config["GATEWAY_CONNECT_TIMEOUT"],
+            read_timeout=config["GATEWAY_READ_TIMEOUT"],
+        )
 
     # Starting a payment -------------------------------------------------------------------
     def reference_for(self, order_number: str, seq: int) -> str:
@@ -105,8 +108,8 @@ class RbsGateway(HttpGateway):
             "email": request.email,
             "jsonParams": json.dumps({"email": request.email}),
         }
-        if request.callback_urls.get("callback"):
-            fields["dynamicCallbackUrl"] = request.callback_urls["callback"]
+        if request.callback_urls.get("notification"):
+            fields["dynamicCallbackUrl"] = request.callback_urls["notification"]
         method = "registerPreAuth.do" if self.two_phase else "register.do"
         # Not retried: a lost answer to a registration that did happen would meet errorCode 1
         # and give no formUrl; the attempt is left unknown and the customer starts another.
@@ -131,7 +134,9 @@ class RbsGateway(HttpGateway):
 
     def parse_callback(self, kind: str, form: Mapping[str, str], journal: Journal) -> Notice:
         params = {k: str(v) for k, v in form.items()}
-        journal.record("callback", f"callback {params.get('operation', '?')}", _show(params))
+        journal.record(
+            EventKind.CALLBACK, f"callback {params.get('operation', '?')}", _show(params)
+        )
         md_order, number = params.get("mdOrder"), params.get("orderNumber")
         if not md_order or not GATEWAY_ID.match(md_order) or not number:
             raise BadNotice("mdOrder and orderNumber are required", reference=number)
@@ -148,9 +153,6 @@ class RbsGateway(HttpGateway):
         query = query or {"orderNumber": attempt.reference}
         data = self._call("getOrderStatusExtended.do", query, journal, retry_safe=True)
         return self._result(data, attempt)
-
-    def acknowledge(self, attempt: AttemptRef, journal: Journal) -> Result | None:
-        return None  # nothing to acknowledge: BPC/RBS decides without the shop's confirmation
 
     # Back office ----------------------------------------------------------------------------
     def capture(self, attempt: AttemptRef, amount: int, journal: Journal) -> Result:

@@ -123,7 +123,7 @@ def _compose(kind: str, order: Order) -> EmailMessage:
     context = {"order": order, "receipt_url": receipt_url}
     email = EmailMessage()
     email["Subject"] = f"{current_app.config['SHOP_NAME']}: order {order.number} confirmed"
-    email["From"] = current_app.config.get("MAIL_FROM", "shop@storefront.invalid")
+    email["From"] = current_app.config["MAIL_FROM"]
     email["To"] = order.email
     email.set_content(render_template(f"email/{kind}.txt", **context))
     email.add_alternative(render_template(f"email/{kind}.html", **context), subtype="html")

@@ -23,6 +23,28 @@ class OrderState(StrEnum):
     REFUNDED = "refunded"
 
 
+_O = OrderState
+# The order's state machine: the states each state may move to. ``orders.service.transition``
+# is the only way an order changes state, and it refuses any move not listed here.
+ORDER_PIPELINE: dict[OrderState, tuple[OrderState, ...]] = {
+    _O.PENDING_PAYMENT: (_O.AUTHORIZED, _O.PAID, _O.ON_HOLD, _O.EXPIRED),
+    _O.AUTHORIZED: (_O.PAID, _O.CANCELLED),
+    _O.PAID: (_O.PARTIALLY_REFUNDED, _O.REFUNDED),
+    # A second partial refund is a move too: it is recorded in the history.
+    _O.PARTIALLY_REFUNDED: (_O.PARTIALLY_REFUNDED, _O.REFUNDED),
+    # Money that arrives after the window closed and the stock went back: a person decides.
+    _O.EXPIRED: (_O.ON_HOLD,),
+    _O.ON_HOLD: (),
+    _O.CANCELLED: (),
+    _O.REFUNDED: (),
+}
+
+
+def allowed_sources(to: OrderState) -> tuple[OrderState, ...]:
+    """The states from which an order may move to ``to``."""
+    return tuple(state for state, targets in ORDER_PIPELINE.items() if to in targets)
+
+
 class Order(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     # What the customer and the operator quote: random digits, not a count of our sales.

@@ -17,7 +17,14 @@ from sqlalchemy import exc, select, update
 
 from storefront.catalogue.models import Product
 from storefront.extensions import db
-from storefront.orders.models import Order, OrderEvent, OrderLine, OrderState, OutboxMessage
+from storefront.orders.models import (
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderState,
+    OutboxMessage,
+    allowed_sources,
+)
 from storefront.timeutil import now_utc
 
 
@@ -148,15 +155,16 @@ def lock(order_id: int) -> Order:
     ).scalar_one()
 
 
-def transition(order: Order, allowed: tuple[str, ...], to: str, note: str) -> bool:
-    """Move ``order`` to ``to`` if it is in one of ``allowed``; True if this call moved it.
+def transition(order: Order, to: OrderState, note: str) -> bool:
+    """Move ``order`` to ``to`` if ``ORDER_PIPELINE`` allows it from the state the order is in
+    now; True if this call moved it.
 
     Effects of the move happen here, inside the caller's transaction, exactly once: stock goes
     back on expiry or cancellation; the confirmation email is queued on payment.
     """
     moved = db.session.execute(
         update(Order)
-        .where(Order.id == order.id, Order.state.in_(allowed))
+        .where(Order.id == order.id, Order.state.in_(allowed_sources(to)))
         .values(state=to, updated_at=now_utc())
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -189,69 +197,3 @@ def queue_message(order: Order, kind: str) -> None:
     ).first()
     if exists is None:
         db.session.add(OutboxMessage(kind=kind, order_id=order.id))
-
-
-def expire_due_orders(limit: int = 100) -> int:
-    """Expire unpaid orders past their payment window that no payment is still open for.
-
-    An attempt whose outcome we do not know keeps its order: nothing is cancelled without the
-    gateway's word (the reconciler asks it first).
-    """
-    from storefront.payments.models import OPEN_STATES, PaymentAttempt
-
-    open_attempt = (
-        select(PaymentAttempt.id)
-        .where(PaymentAttempt.order_id == Order.id, PaymentAttempt.state.in_(OPEN_STATES))
-        .exists()
-    )
-    due = (
-        db.session.execute(
-            select(Order.id)
-            .where(
-                Order.state == OrderState.PENDING_PAYMENT,
-                Order.payment_due_by < now_utc(),
-                ~open_attempt,
-            )
-            .limit(limit)
-        )
-        .scalars()
-        .all()
-    )
-    expired = 0
-    for order_id in due:
-        order = lock(order_id)
-        if transition(
-            order,
-            (OrderState.PENDING_PAYMENT,),
-            OrderState.EXPIRED,
-            "payment window closed without a payment; stock released",
-        ):
-            expired += 1
-        db.session.commit()
-    return expired
-
-
-def abandon(receipt_token: str, why: str) -> bool:
-    """Release an unpaid order the customer replaced by a new one from the same cart.
-
-    Only an order whose every payment attempt has definitely failed is released: one that a
-    gateway might still be paying keeps its stock until the reconciler knows.
-    """
-    from storefront.payments.models import FAILED_STATES, PaymentAttempt
-
-    order = db.session.execute(
-        select(Order).where(Order.receipt_token == receipt_token)
-    ).scalar_one_or_none()
-    if order is None or order.state != OrderState.PENDING_PAYMENT:
-        return False
-    order = lock(order.id)
-    still_open = db.session.execute(
-        select(PaymentAttempt.id).where(
-            PaymentAttempt.order_id == order.id, PaymentAttempt.state.not_in(FAILED_STATES)
-        )
-    ).first()
-    moved = still_open is None and transition(
-        order, (OrderState.PENDING_PAYMENT,), OrderState.EXPIRED, why + "; stock released"
-    )
-    db.session.commit()
-    return moved

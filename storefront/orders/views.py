@@ -7,12 +7,9 @@ Any wrong token gets the same 404.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -22,15 +19,16 @@ from flask import (
 from sqlalchemy import func, select
 
 from storefront.cart import service as cart_service
-from storefront.checkout.forms import LookupForm, PayForm
 from storefront.extensions import db
 from storefront.gateways import offered
+from storefront.orders.forms import LookupForm, PayForm
 from storefront.orders.models import Order, OrderState
 from storefront.orders.service import is_token
-from storefront.payments import service as payments
-from storefront.payments.models import AttemptState
+
+# The one import from a floor above: the order's page is where a customer pays again or looks
+# again at a payment under way, and both are the payments package's to do.
+from storefront.payments import handoff, receive
 from storefront.ratelimit import limited
-from storefront.timeutil import as_utc, now_utc
 
 bp = Blueprint("orders", __name__, url_prefix="/order")
 
@@ -40,8 +38,6 @@ RECEIPT_STATES = (
     OrderState.PARTIALLY_REFUNDED,
     OrderState.REFUNDED,
 )
-# An attempt stuck in "created" this long was left by a process that died mid-registration.
-STALE_START = timedelta(minutes=2)
 
 
 def order_by_token(token: str) -> Order:
@@ -85,7 +81,7 @@ def show(token: str):
     :raise 404: unknown token.
     """
     order = order_by_token(token)
-    _check_if_due(order)
+    receive.check_if_due(order)
     return render_order(order)
 
 
@@ -100,7 +96,7 @@ def render_order(order: Order, status: int = 200, relayed: bool = False):
         return render_template("orders/closed.html", **context), status
     if order.state == OrderState.ON_HOLD:
         return render_template("orders/pending.html", on_hold=True, **context), status
-    if attempt is not None and attempt.is_open and not _abandoned(attempt):
+    if handoff.under_way(order):
         return render_template("orders/pending.html", on_hold=False, **context), status
     if relayed:
         return render_template("orders/failure.html", form=None, **context), status
@@ -109,32 +105,6 @@ def render_order(order: Order, status: int = 200, relayed: bool = False):
     form.gateway.choices = [(g.name, g.title) for g in offered()]
     form.gateway.data = attempt.gateway if attempt else form.gateway.choices[0][0]
     return render_template("orders/failure.html", form=form, **context), status
-
-
-def _check_if_due(order: Order) -> None:
-    """Ask the gateway again about a pending payment, at most every few seconds."""
-    attempt = order.latest_attempt
-    if order.state != OrderState.PENDING_PAYMENT or attempt is None:
-        return
-    if attempt.state not in (AttemptState.PENDING, AttemptState.UNKNOWN, AttemptState.REDIRECTED):
-        return
-    if attempt.gateway_id is None or attempt.returned_at is None:
-        return  # the customer has not come back from the gateway: nothing to ask yet
-    if attempt.gateway not in current_app.config["GATEWAYS"]:
-        return  # no longer configured: the operator settles it from the gateway's back office
-    spacing = float(current_app.config["STATUS_RECHECK_SECONDS"])
-    if payments.due_for_check(attempt, spacing) and payments.claim_check(attempt, spacing):
-        payments.settle(attempt, source="pending page")
-        db.session.refresh(order)
-
-
-def _abandoned(attempt) -> bool:
-    """Open, but nobody can pay it: registration lost, or a start that never finished."""
-    if attempt.state == AttemptState.UNKNOWN and attempt.gateway_id is None:
-        return True
-    return attempt.state == AttemptState.CREATED and as_utc(attempt.created_at) < (
-        now_utc() - STALE_START
-    )
 
 
 def _restore_cart_once(order: Order) -> None:
@@ -162,15 +132,11 @@ def pay(token: str):
     form.gateway.choices = [(g.name, g.title) for g in offered()]
     if not form.validate_on_submit():
         abort(400, "Please choose how to pay.")
-    attempt = order.latest_attempt
-    if not order.is_payable or (
-        attempt is not None and attempt.is_open and not _abandoned(attempt)
-    ):
-        # Paid, closed, or a payment is still under way: never start a second one over it.
-        return redirect(url_for("orders.show", token=token), code=303)
     try:
-        attempt = payments.start_payment(order, form.gateway.data)
-    except payments.PaymentNotStarted:
+        attempt = handoff.pay_again(order, form.gateway.data)
+    except handoff.PaymentNotStarted:
+        attempt = None
+    if attempt is None:
         return redirect(url_for("orders.show", token=token), code=303)
     return redirect(attempt.redirect_url, code=303)
 
@@ -181,19 +147,4 @@ def resume(token: str):
 
     :raise 404: unknown token.
     """
-    return continue_payment(order_by_token(token))
-
-
-def continue_payment(order: Order):
-    attempt = order.latest_attempt
-    if (
-        order.is_payable
-        and attempt is not None
-        and attempt.state == AttemptState.REDIRECTED
-        and attempt.redirect_url
-    ):
-        return redirect(attempt.redirect_url, code=303)
-    if order.is_payable and attempt is not None and attempt.state == AttemptState.CREATED:
-        # The first click is still registering the payment with the gateway.
-        return render_template("orders/preparing.html", order=order), 202
-    return redirect(url_for("orders.show", token=order.receipt_token), code=303)
+    return handoff.continue_payment(order_by_token(token))

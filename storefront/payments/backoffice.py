@@ -12,17 +12,19 @@ from flask import current_app
 
 from storefront.extensions import db
 from storefront.gateways import get_gateway
-from storefront.gateways.base import GatewayError, GatewayRefused, Outcome
+from storefront.gateways.base import EventKind, GatewayError, GatewayRefused, Journal, Outcome
 from storefront.money import format_money
-from storefront.payments.models import AttemptState, PaymentAttempt, PaymentEvent
-from storefront.payments.service import (
-    EvidenceLog,
+from storefront.payments import evidence
+from storefront.payments.models import Actor, AttemptState, Cause, PaymentAttempt
+from storefront.payments.settle import (
     apply_result,
     attempt_ref,
     claim_action,
     learn,
     release_action,
 )
+
+RECONCILER = Cause(Actor.RECONCILER, "reconciler")
 
 
 class ActionRefused(Exception):
@@ -113,41 +115,52 @@ def _run(attempt: PaymentAttempt, action: str, operator: str, allowed, call) -> 
         release_action(attempt)
         raise
     gateway = get_gateway(attempt.gateway)
-    log = EvidenceLog()
-    log.record("decision", f"{operator} asked for {action}")
+    cause = Cause(Actor.STAFF, f"back office {action}", operator)
+    journal = Journal()
+    evidence.add(attempt.id, EventKind.ACTION, f"{operator} asked for {action}", cause)
     try:
-        result = call(gateway, attempt_ref(attempt), log)
+        result = call(gateway, attempt_ref(attempt), journal)
     except GatewayRefused as refused:
-        _release(attempt, log, f"{action} refused by the gateway: {refused}")
+        _record(attempt, journal, cause, f"{action} refused by the gateway: {refused}")
+        release_action(attempt)
         raise ActionRefused(f"The gateway refused: {refused}") from refused
     except GatewayError as lost:
         # The claim stays: the action may have happened. The reconciler asks the gateway.
-        _record(attempt, log, f"{action}: no answer from the gateway ({lost}); outcome unknown")
+        _record(
+            attempt,
+            journal,
+            cause,
+            f"{action}: no answer from the gateway ({lost}); outcome unknown",
+        )
         raise ActionUnknown(str(lost)) from lost
-    apply_result(attempt, result, log, f"back office {action}")
-    _release(attempt, EvidenceLog(), f"{action} done")
+    apply_result(attempt, result, journal, cause)
+    _record(attempt, journal, cause, f"{action} done")
+    release_action(attempt)
     return attempt
 
 
-def _release(attempt: PaymentAttempt, log: EvidenceLog, summary: str) -> None:
-    _record(attempt, log, summary)
-    release_action(attempt)
-
-
-def _record(attempt: PaymentAttempt, log: EvidenceLog, summary: str) -> None:
-    log.save(attempt.id)
-    db.session.add(PaymentEvent(attempt_id=attempt.id, kind="decision", summary=summary[:300]))
+def _record(attempt: PaymentAttempt, journal: Journal, cause: Cause, summary: str) -> None:
+    evidence.keep(journal, attempt.id, cause)
+    evidence.add(attempt.id, EventKind.ACTION, summary, cause)
     db.session.commit()
 
 
-def resolve_unknown_action(attempt: PaymentAttempt) -> bool:
-    """Reconciler: learn the state a lost back-office call left, then free the attempt.
-    False (and the claim kept) while the gateway still cannot be asked."""
-    log = EvidenceLog()
-    result = learn(attempt, None, log)
+def resolve_unknown_action(attempt: PaymentAttempt, cause: Cause = RECONCILER) -> bool:
+    """Learn the state a lost back-office call left, then free the attempt. False (and the
+    claim kept) while the gateway still cannot be asked."""
+    journal = Journal()
+    result = learn(attempt, None, journal)
     if result.outcome is Outcome.UNKNOWN:
-        _record(attempt, log, f"{attempt.action}: gateway still silent; asking again later")
+        _record(
+            attempt, journal, cause, f"{attempt.action}: gateway still silent; asking again later"
+        )
         return False
-    apply_result(attempt, result, log, f"reconciler after lost {attempt.action}")
-    _release(attempt, EvidenceLog(), f"{attempt.action}: outcome taken from the gateway's status")
+    apply_result(
+        attempt,
+        result,
+        journal,
+        Cause(cause.actor, f"{cause.what} after lost {attempt.action}", cause.name),
+    )
+    _record(attempt, journal, cause, f"{attempt.action}: outcome taken from the gateway's status")
+    release_action(attempt)
     return True

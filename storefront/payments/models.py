@@ -1,8 +1,10 @@
-"""Payment attempts (one per hand-off to a gateway) and the evidence of every exchange."""
+"""Payment attempts (one per hand-off to a gateway), their state machine as data, and the
+evidence of every exchange, typed by kind and by who caused it."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -10,6 +12,7 @@ from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstrai
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storefront.extensions import db
+from storefront.gateways.base import EventKind
 from storefront.timeutil import now_utc
 
 
@@ -42,6 +45,43 @@ FAILED_STATES = (
     AttemptState.EXPIRED,
     AttemptState.FAILED_TO_START,
 )
+_S = AttemptState
+# The attempt's state machine: which states it may move *from* into each target. Paid never
+# moves back to a failure: a late "fail" callback or a stale answer changes nothing but the log.
+ALLOWED_FROM: dict[AttemptState, tuple[AttemptState, ...]] = {
+    _S.PENDING: (_S.CREATED, _S.REDIRECTED, _S.UNKNOWN),
+    _S.AUTHORIZED: (*OPEN_STATES, *FAILED_STATES),
+    _S.PAID: (*OPEN_STATES, *FAILED_STATES, _S.AUTHORIZED),
+    _S.DECLINED: OPEN_STATES,
+    _S.CANCELLED: OPEN_STATES,
+    _S.EXPIRED: OPEN_STATES,
+    _S.VOIDED: (*OPEN_STATES, _S.AUTHORIZED),
+    _S.MISMATCH: (*OPEN_STATES, *FAILED_STATES),
+    _S.PARTIALLY_REFUNDED: (_S.PAID, _S.PARTIALLY_REFUNDED),
+    _S.REFUNDED: (_S.PAID, _S.PARTIALLY_REFUNDED),
+}
+
+
+class Actor(StrEnum):
+    """Who caused a piece of evidence."""
+
+    GATEWAY = "gateway"  # a callback, or the gateway's answer to a call it prompted
+    CUSTOMER = "customer"  # the customer's browser: placing, returning, looking again
+    RECONCILER = "reconciler"  # the background check of open payments
+    STAFF = "staff"  # a signed-in operator (``Cause.name`` says who)
+    SHOP = "shop"  # the shop itself, on no one's request
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why the shop is talking to the gateway about a payment: who, and through what."""
+
+    actor: Actor
+    what: str  # "browser return", "callback ok", "pending page", "back office capture:500" …
+    name: str = ""  # the operator's email, for Actor.STAFF
+
+    def __str__(self) -> str:
+        return self.what
 
 
 class PaymentAttempt(db.Model):
@@ -114,9 +154,10 @@ class PaymentEvent(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     attempt_id: Mapped[int] = mapped_column(ForeignKey("payment_attempt.id"), index=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
-    # request, response, callback, return, decision, error
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[EventKind] = mapped_column(String(20))
     summary: Mapped[str] = mapped_column(String(300))
     detail: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[Actor] = mapped_column(String(20), default=Actor.SHOP)
+    actor_name: Mapped[str] = mapped_column(String(254), default="")  # the operator's email
 
     attempt: Mapped[PaymentAttempt] = relationship(back_populates="events")

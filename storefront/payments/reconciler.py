@@ -18,11 +18,13 @@ from sqlalchemy import select
 
 from storefront.extensions import db
 from storefront.gateways import get_gateway
+from storefront.gateways.base import Gateway
+from storefront.orders import service as orders
 from storefront.orders.mail import drain
-from storefront.orders.service import expire_due_orders
-from storefront.payments.backoffice import resolve_unknown_action
-from storefront.payments.models import AttemptState, PaymentAttempt
-from storefront.payments.service import OPEN, claim_check, settle
+from storefront.orders.models import Order, OrderState
+from storefront.payments.backoffice import RECONCILER, resolve_unknown_action
+from storefront.payments.models import OPEN_STATES, AttemptState, PaymentAttempt
+from storefront.payments.settle import claim_check, settle
 from storefront.timeutil import as_utc, now_utc
 
 
@@ -41,7 +43,7 @@ def reconcile(older_than: float = 60, limit: int = 200) -> dict[str, int]:
         db.session.execute(
             select(PaymentAttempt)
             .where(
-                PaymentAttempt.state.in_((*OPEN, AttemptState.AUTHORIZED)),
+                PaymentAttempt.state.in_((*OPEN_STATES, AttemptState.AUTHORIZED)),
                 PaymentAttempt.created_at < cutoff,
                 PaymentAttempt.action.is_(None),
                 PaymentAttempt.gateway.in_(configured),
@@ -55,14 +57,14 @@ def reconcile(older_than: float = 60, limit: int = 200) -> dict[str, int]:
     for attempt in candidates:
         gateway = get_gateway(attempt.gateway)
         # A held payment waits for the operator, unless its gateway finishes on our Ack.
-        if attempt.state == AttemptState.AUTHORIZED and not getattr(gateway, "acknowledges", False):
+        if attempt.state == AttemptState.AUTHORIZED and not gateway.acknowledges:
             continue
         if _too_early(attempt, gateway, older_than):
             continue
         if not claim_check(attempt, older_than / 2):
             continue  # another process has just asked
         before = attempt.state
-        settle(attempt, source="reconciler")
+        settle(attempt, RECONCILER)
         counts["checked"] += 1
         counts["changed"] += attempt.state != before
     stuck = (
@@ -87,7 +89,7 @@ def reconcile(older_than: float = 60, limit: int = 200) -> dict[str, int]:
     return counts
 
 
-def _too_early(attempt: PaymentAttempt, gateway, default: float) -> bool:
+def _too_early(attempt: PaymentAttempt, gateway: Gateway, default: float) -> bool:
     """Whether asking about a payment whose customer has not come back would do harm now.
 
     Gateways where an early status query interferes with the customer still on their page say
@@ -99,13 +101,50 @@ def _too_early(attempt: PaymentAttempt, gateway, default: float) -> bool:
     if attempt.returned_at is not None or attempt.state == AttemptState.AUTHORIZED:
         return False
     now = now_utc()
-    first = getattr(gateway, "first_check_after", default)
+    first = default if gateway.first_check_after is None else gateway.first_check_after
     if as_utc(attempt.created_at) > now - timedelta(seconds=first):
         return True
-    again = getattr(gateway, "recheck_pending_after", None)
+    again = gateway.recheck_pending_after
     return bool(
         again
         and attempt.state == AttemptState.PENDING
         and attempt.checked_at is not None
         and as_utc(attempt.checked_at) > now - timedelta(seconds=again)
     )
+
+
+def expire_due_orders(limit: int = 100) -> int:
+    """Expire unpaid orders past their payment window that no payment is still open for.
+
+    An attempt whose outcome we do not know keeps its order: nothing is cancelled without the
+    gateway's word (the pass above asks it first).
+    """
+    open_attempt = (
+        select(PaymentAttempt.id)
+        .where(PaymentAttempt.order_id == Order.id, PaymentAttempt.state.in_(OPEN_STATES))
+        .exists()
+    )
+    due = (
+        db.session.execute(
+            select(Order.id)
+            .where(
+                Order.state == OrderState.PENDING_PAYMENT,
+                Order.payment_due_by < now_utc(),
+                ~open_attempt,
+            )
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    expired = 0
+    for order_id in due:
+        order = orders.lock(order_id)
+        if orders.transition(
+            order,
+            OrderState.EXPIRED,
+            "payment window closed without a payment; stock released",
+        ):
+            expired += 1
+        db.session.commit()
+    return expired

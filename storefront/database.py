@@ -1,0 +1,145 @@
+"""Guards at the database's door, attached to the application's own engine in ``init_app``.
+
+- SQLite: WAL and foreign keys on every connection, and one queue of writers (below).
+- Both databases: no NUL character reaches a text parameter.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from storefront.extensions import db
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: writers queue within each process only
+    fcntl = None  # type: ignore[assignment]
+
+
+def init_app(app: Flask) -> None:
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", _no_nul_in_text, retval=True)
+    if engine.dialect.name != "sqlite":
+        return
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "before_cursor_execute", _queue_sqlite_writer)
+    event.listen(engine, "commit", _release_sqlite_writer)
+    event.listen(engine, "rollback", _release_sqlite_writer)
+    event.listen(engine, "checkin", _release_on_checkin)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers go on while a payment is being written; foreign keys are off by default.
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+# PostgreSQL refuses a NUL character in text, and a request can carry one anywhere (a link, a
+# form, a gateway's callback). No value the shop stores or looks up holds one, so every text
+# parameter has it replaced by U+FFFD on its way to the database: a lookup then finds nothing,
+# and evidence keeps what a caller sent, visibly marked. Both databases alike.
+def _without_nul(value):
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+
+
+def _parameters_without_nul(parameters):
+    if isinstance(parameters, dict):
+        return {key: _without_nul(value) for key, value in parameters.items()}
+    if isinstance(parameters, (list, tuple)):
+        return type(parameters)(_without_nul(value) for value in parameters)
+    return parameters
+
+
+def _no_nul_in_text(_conn, _cursor, statement, parameters, _context, many):
+    if many and isinstance(parameters, (list, tuple)):
+        return statement, [_parameters_without_nul(row) for row in parameters]
+    return statement, _parameters_without_nul(parameters)
+
+
+# SQLite lets one connection write at a time; the others sleep and poll for its lock, napping up
+# to 100 ms at a time, so under a burst of callbacks their waits add up to seconds, and a process
+# whose threads keep writing can starve another's. Writers queue instead: within a process on a
+# thread lock, between processes on an advisory file lock next to the database, both taken at a
+# transaction's first write and given back at its end. SQLite's own lock is then free whenever
+# a writer asks for it. Nothing changes on PostgreSQL, whose row locks queue writers by themselves.
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+WRITER_QUEUE_TIMEOUT = 30.0  # seconds; then SQLite's own busy wait decides
+
+
+class _SqliteWriters:
+    """The queue of writers to one SQLite database file."""
+
+    def __init__(self, path: str | None):
+        self.path = path  # None: an in-memory database, one process only
+        self.lock = threading.Lock()
+        self.file: int | None = None
+        self.pid: int | None = None
+
+    def acquire(self) -> bool:
+        deadline = time.monotonic() + WRITER_QUEUE_TIMEOUT
+        if not self.lock.acquire(timeout=WRITER_QUEUE_TIMEOUT):
+            return False
+        if self.path is None or fcntl is None:
+            return True
+        if self.pid != os.getpid():  # a forked worker needs a file description of its own
+            self.file = os.open(self.path + "-writers", os.O_RDWR | os.O_CREAT, 0o600)
+            self.pid = os.getpid()
+        while True:  # one thread per process waits here, in short steps
+            try:
+                fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    self.lock.release()
+                    return False
+                time.sleep(0.002)
+
+    def release(self) -> None:
+        if self.path is not None and fcntl is not None:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.lock.release()
+
+
+_sqlite_writers: dict[str, _SqliteWriters] = {}
+
+
+def _writers_of(engine: Engine) -> _SqliteWriters:
+    key = str(engine.url)
+    if key not in _sqlite_writers:
+        database = engine.url.database
+        path = database if database and database != ":memory:" else None
+        _sqlite_writers.setdefault(key, _SqliteWriters(path))
+    return _sqlite_writers[key]
+
+
+def _queue_sqlite_writer(conn, _cursor, statement, _parameters, _context, _many) -> None:
+    if "writers" in conn.info:
+        return
+    if not statement.lstrip()[:7].upper().startswith(_WRITES):
+        return
+    writers = _writers_of(conn.engine)
+    if writers.acquire():
+        conn.info["writers"] = writers
+
+
+def _release_sqlite_writer(conn) -> None:
+    writers = conn.info.pop("writers", None)
+    if writers is not None:
+        writers.release()
+
+
+def _release_on_checkin(_dbapi_connection, record) -> None:
+    # A connection handed back to the pool mid-transaction is rolled back by the pool itself.
+    if record is not None and (writers := record.info.pop("writers", None)) is not None:
+        writers.release()

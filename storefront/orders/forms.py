@@ -1,0 +1,20 @@
+"""Forms of the customer's order pages."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, RadioField, StringField
+from wtforms.validators import InputRequired, Length
+
+
+class PayForm(FlaskForm):
+    """'Try again' on a failure page: a new attempt for the same order."""
+
+    gateway = RadioField("Pay with", validators=[InputRequired()])
+
+
+class LookupForm(FlaskForm):
+    """ "Did my payment go through?" — a guest finds an order by its number and email."""
+
+    number = StringField("Order number", validators=[InputRequired(), Length(max=16)])
+    email = EmailField("Email", validators=[InputRequired(), Length(max=254)])

@@ -1,0 +1,100 @@
+"""The pages gateways and returning browsers reach: ``/pay/<gateway>/return/<token>``,
+``/pay/<gateway>/callback/<kind>``, and AltaPay's verify-order and payment page.
+
+Exempt from CSRF (a gateway has no token, and the browser comes back by a cross-site POST as
+often as by a GET); authenticated instead by the attempt's unguessable token (returns) or the
+gateway's checksum (callbacks), verified in the adapter. Each view parses the request, calls
+one function of :mod:`storefront.payments.receive`, and renders: the answer goes out only after
+our state is committed, and a duplicate gets the same answer as the first.
+
+AltaPay relays our answer to its ``ok``/``fail``/``open`` callbacks to the customer with
+JavaScript stripped, so those answers are the shop's own complete, script-free order pages.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+
+from storefront.extensions import csrf
+from storefront.gateways import configured
+from storefront.orders.views import render_order
+from storefront.payments import receive
+from storefront.ratelimit import limited
+
+bp = Blueprint("payments", __name__, url_prefix="/pay")
+TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@bp.route("/<gateway>/return/<token>", methods=("GET", "POST"))
+@csrf.exempt
+def browser_return(gateway: str, token: str):
+    """Ask the gateway about the attempt, then show the order's page.
+
+    :raise 404: no attempt of this gateway has this token.
+    :raise 400: the return's parameters are malformed or name another payment.
+    """
+    order = receive.receive_return(gateway, token, request.values)
+    return redirect(url_for("orders.show", token=order.receipt_token), code=303)
+
+
+@bp.route("/<gateway>/callback/<kind>", methods=("GET", "POST"))
+@csrf.exempt
+@limited("callback", limit=600, per=60)
+def callback(gateway: str, kind: str):
+    """A gateway's server-to-server call. Pages the gateway shows the customer (AltaPay's
+    ok/fail/open) are answered with the order's page; the others with a short "OK", once
+    settled, so that the gateway retries anything else.
+
+    :raise 404: an unknown gateway or kind, or no payment of ours has these ids.
+    :raise 400: malformed, or the checksum is missing or wrong.
+    """
+    attempt = receive.receive_callback(gateway, kind, request.values)
+    adapter = configured(gateway)
+    if adapter is None or kind not in adapter.relayed_kinds:
+        return "OK\n", 200, TEXT
+    html, status = render_order(attempt.order, relayed=True)
+    return absolute_urls(html), status
+
+
+@bp.post("/altapay/verify-order")
+@csrf.exempt
+@limited("callback", limit=600, per=60)
+def altapay_verify_order():
+    """AltaPay's last check before it takes the money (``callback_verify_order``): ``OKAY``, or
+    the reason the gateway shows the customer instead.
+
+    :raise 404: AltaPay is not configured for this shop.
+    """
+    if configured("altapay") is None:
+        abort(404)
+    return receive.verify_order(request.form), 200, TEXT
+
+
+@bp.route("/altapay/payment-page", methods=("GET", "POST"))
+@csrf.exempt
+def altapay_payment_page():
+    """The page AltaPay's server fetches (``config[callback_form]``) and shows the customer
+    with its own card fields put into ``form#PensioPaymentForm`` (gateways.md §3.3).
+
+    The gateway caches it per terminal, so it names no order and no customer: the amount and
+    the order number come with the fields the gateway puts in.
+
+    :raise 404: AltaPay is not configured for this shop.
+    """
+    if configured("altapay") is None:
+        abort(404)
+    return absolute_urls(render_template("payments/altapay_payment_page.html"))
+
+
+_LOCAL_URL = re.compile(r'(\s(?:href|src|action)=")/(?!/)')
+
+
+def absolute_urls(html: str) -> str:
+    """Make every local link, image, stylesheet and form target absolute.
+
+    The gateway serves this page from its own origin, so a relative URL would point at the
+    gateway; and the CSP forbids a ``<base>`` element that could fix them all at once.
+    """
+    return _LOCAL_URL.sub(lambda m: m.group(1) + current_app.config["PUBLIC_URL"] + "/", html)
