@@ -25,6 +25,7 @@ MESSAGES = {
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(ArithmeticError, _number_out_of_range)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
 
@@ -52,6 +53,14 @@ def _csrf_error(error: CSRFError):
     return render_error(
         400, "This form has expired or was sent from elsewhere. Please go back, reload and retry."
     )
+
+
+def _number_out_of_range(error: ArithmeticError):
+    # Only a number someone sent can be this far out of range (every amount of ours is a
+    # bounded integer): the request is at fault, and nothing was changed by it.
+    db.session.rollback()
+    current_app.logger.warning("number out of range in %s: %s", request.path, error)
+    return render_error(400, "A number in the request is out of range. Nothing was changed.")
 
 
 def _http_error(error: HTTPException):

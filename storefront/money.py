@@ -74,8 +74,14 @@ def to_two_decimals(amount: int, currency: str) -> str:
     return f"{value:.2f}"
 
 
-# ASCII digits only: "１２" or "٣" must not pass for an amount a gateway sent.
-_DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+# ASCII digits only: "１２" or "٣" must not pass for an amount a gateway sent. Bounded before
+# any arithmetic: no shop charges a sixteen-digit amount, and a number a stranger sends must
+# not cost more to read than its few digits are worth (a million nines took seconds of CPU).
+MAX_WHOLE_DIGITS = 15
+MAX_FRACTION_DIGITS = 6
+_DECIMAL = re.compile(
+    rf"-?[0-9]{{1,{MAX_WHOLE_DIGITS}}}(\.[0-9]{{1,{MAX_FRACTION_DIGITS}}})?", re.ASCII
+)
 
 
 def from_major(text: str, currency: str) -> int:
@@ -85,8 +91,10 @@ def from_major(text: str, currency: str) -> int:
     the currency's minor unit: a gateway amount that does not convert exactly is not ours.
     """
     text = str(text).strip()
-    if not _DECIMAL.match(text):
-        raise ValueError(f"not a decimal amount: {text!r}")
+    if len(text) > MAX_WHOLE_DIGITS + MAX_FRACTION_DIGITS + 2 or not _DECIMAL.fullmatch(text):
+        raise ValueError(
+            f"not a decimal amount of at most {MAX_WHOLE_DIGITS} digits: {text[:30]!r}"
+        )
     exponent = currency_info(currency).exponent
     value = Decimal(text).scaleb(exponent)
     if value != value.to_integral_value():

@@ -55,7 +55,9 @@ def check_now(attempt: PaymentAttempt, operator: str) -> CheckOutcome:
             return CheckOutcome(
                 False, f"The action {attempt.action} is under way. Check again in a minute."
             )
-        if not resolve_unknown_action(attempt, Cause(Actor.STAFF, f"operator check by {operator}", operator)):
+        if not resolve_unknown_action(
+            attempt, Cause(Actor.STAFF, f"operator check by {operator}", operator)
+        ):
             return CheckOutcome(
                 False,
                 f"The gateway still does not answer about {attempt.action}. "

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from storefront.extensions import db
 from storefront.gateways import configured
-from storefront.gateways.base import BadNotice, EventKind, Journal
+from storefront.gateways.base import BadNotice, EventKind, Journal, Outcome
 from storefront.money import currency_info, from_major
 from storefront.orders.models import Order, OrderState
 from storefront.orders.service import is_token
@@ -25,6 +25,7 @@ from storefront.payments.settle import (
     due_for_check,
     find_attempt,
     mark_returned,
+    may_ask,
     settle,
 )
 
@@ -61,16 +62,34 @@ def receive_return(gateway: str, token: str, args: Mapping[str, str]) -> Order:
         )
         abort(400, "This link does not belong to this payment.")
     mark_returned(attempt)
-    settle(attempt, RETURN, notice)
+    # Returns are triggers, and a browser (or someone holding the link) can send many: the
+    # gateway is asked at most once per STATUS_RECHECK_SECONDS, as pending pages ask, and
+    # never against its own rules; the others are shown the order as it stands.
+    spacing = float(current_app.config["STATUS_RECHECK_SECONDS"])
+    if may_ask(attempt, adapter) and claim_check(attempt, spacing):
+        settle(attempt, RETURN, notice)
     return attempt.order
 
 
-def receive_callback(gateway: str, kind: str, form: Mapping[str, str]) -> PaymentAttempt:
+class CallbackRefused(Exception):
+    """A callback we did not accept (malformed, or the checksum is missing or wrong). The
+    message is safe to show; ``attempt`` is the payment it named, where it named one."""
+
+    def __init__(self, message: str, attempt: PaymentAttempt | None):
+        super().__init__(message)
+        self.attempt = attempt
+
+
+def receive_callback(
+    gateway: str, kind: str, form: Mapping[str, str]
+) -> tuple[PaymentAttempt, bool]:
     """A gateway called one of our server-to-server pages: authenticate it, settle, and give
-    the attempt it was about. A refused callback changes nothing but the evidence.
+    the attempt it was about, and whether the shop now knows the gateway's word (False: the
+    status query failed, and the gateway should call again). A refused callback changes
+    nothing but the evidence.
 
     :raise 404: the gateway is not ours, it has no such page, or no payment has these ids.
-    :raise 400: malformed, or the checksum is missing or wrong.
+    :raise CallbackRefused: malformed, or the checksum is missing or wrong.
     """
     adapter = configured(gateway)
     if adapter is None or kind not in adapter.callback_kinds:
@@ -84,26 +103,30 @@ def receive_callback(gateway: str, kind: str, form: Mapping[str, str]) -> Paymen
         if attempt is not None:
             evidence.keep(journal, attempt.id, cause)
             _refused(attempt, f"callback {kind} refused: {bad}", cause)
-        abort(400, str(bad))
+        raise CallbackRefused(str(bad), attempt) from bad
     attempt = find_attempt(gateway, notice.reference, notice.gateway_id)
     if attempt is None:
         abort(404)
-    return settle(attempt, cause, notice, journal)
+    result = settle(attempt, cause, notice, journal)
+    return attempt, result.outcome is not Outcome.UNKNOWN
 
 
 def verify_order(form: Mapping[str, str]) -> str:
     """AltaPay's ``callback_verify_order``: exactly ``OKAY`` while the attempt is its order's
     current one and the order is still payable for this amount and currency; any other answer
-    makes the gateway stop and show it to the customer. The call is kept as evidence."""
+    makes the gateway stop and show it to the customer. The call is kept as evidence.
+
+    :raise 400: the amount or the currency is not one (the gateway always sends both).
+    """
+    try:
+        currency = currency_info(form.get("currency", "")).code
+        amount = from_major(form.get("amount", ""), currency)
+    except ValueError:
+        abort(400, "The amount or the currency is malformed.")
     attempt = find_attempt("altapay", form.get("shop_orderid"), None)
     if attempt is None:
         return "This order is unknown to the shop."
     order = attempt.order
-    try:
-        currency = currency_info(form.get("currency", "")).code
-        amount: int | None = from_major(form.get("amount", ""), currency)
-    except (ValueError, ArithmeticError):
-        currency, amount = "", None
     if not order.is_payable or order.latest_attempt.id != attempt.id:
         answer = "This order can no longer be paid. Please return to the shop."
     elif (amount, currency) != (attempt.amount, attempt.currency):
@@ -127,9 +150,12 @@ def check_if_due(order: Order) -> None:
         return
     if attempt.gateway_id is None or attempt.returned_at is None:
         return  # the customer has not come back from the gateway: nothing to ask yet
-    if configured(attempt.gateway) is None:
+    adapter = configured(attempt.gateway)
+    if adapter is None:
         return  # no longer configured: the operator settles it from the gateway's back office
     spacing = float(current_app.config["STATUS_RECHECK_SECONDS"])
+    if not may_ask(attempt, adapter):
+        return
     if due_for_check(attempt, spacing) and claim_check(attempt, spacing):
         settle(attempt, PENDING_PAGE)
         db.session.refresh(order)

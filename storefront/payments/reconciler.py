@@ -24,7 +24,7 @@ from storefront.orders.mail import drain
 from storefront.orders.models import Order, OrderState
 from storefront.payments.backoffice import RECONCILER, resolve_unknown_action
 from storefront.payments.models import OPEN_STATES, AttemptState, PaymentAttempt
-from storefront.payments.settle import claim_check, settle
+from storefront.payments.settle import claim_check, may_ask, settle
 from storefront.timeutil import as_utc, now_utc
 
 
@@ -104,13 +104,7 @@ def _too_early(attempt: PaymentAttempt, gateway: Gateway, default: float) -> boo
     first = default if gateway.first_check_after is None else gateway.first_check_after
     if as_utc(attempt.created_at) > now - timedelta(seconds=first):
         return True
-    again = gateway.recheck_pending_after
-    return bool(
-        again
-        and attempt.state == AttemptState.PENDING
-        and attempt.checked_at is not None
-        and as_utc(attempt.checked_at) > now - timedelta(seconds=again)
-    )
+    return not may_ask(attempt, gateway)
 
 
 def expire_due_orders(limit: int = 100) -> int:

@@ -103,8 +103,9 @@ def settle(
     cause: Cause,
     notice: Notice | None = None,
     journal: Journal | None = None,
-) -> PaymentAttempt:
-    """Learn the gateway's word on ``attempt`` and apply it once. Returns the attempt, fresh."""
+) -> Result:
+    """Learn the gateway's word on ``attempt`` and apply it once; the attempt is refreshed in
+    place. Returns the word applied (``unknown`` when the gateway could not be asked)."""
     gateway = get_gateway(attempt.gateway)
     journal = journal or Journal()
     result = learn(attempt, notice, journal)
@@ -118,11 +119,31 @@ def settle(
                 f"{cause}: signed result does not fit the order; asking the gateway ({reason})",
             )
             result = learn(attempt, None, journal)
+        elif result.outcome in MONEY_IN and not _repeats(attempt, target, result):
+            # AltaPay's checksum covers the amount, currency and order id, not the status: the
+            # signature of a declined try, posted with a "captured" body, would read as paid.
+            # Money in is believed only from the gateway's own status query; a repeat of what
+            # we already hold changes nothing and needs no second look.
+            journal.record(
+                EventKind.DECISION,
+                f"{cause}: signed body says {result.outcome}; confirming with the gateway",
+            )
+            result = learn(attempt, None, journal)
     apply_result(attempt, result, journal, cause)
     if attempt.state == S.AUTHORIZED and gateway.acknowledges:
         _acknowledge(attempt, gateway, journal, cause)
     mail.drain_after_response()
-    return attempt
+    return result
+
+
+def _repeats(attempt: PaymentAttempt, target: S | None, result: Result) -> bool:
+    """Whether ``result`` says exactly what the attempt already records."""
+    return (
+        target == attempt.state
+        and result.amount == attempt.authorized
+        and result.captured in (None, attempt.captured)
+        and result.refunded in (None, attempt.refunded)
+    )
 
 
 def learn(attempt: PaymentAttempt, notice: Notice | None, journal: Journal) -> Result:
@@ -316,6 +337,20 @@ def claim_check(attempt: PaymentAttempt, spacing: float) -> bool:
     ).rowcount
     db.session.commit()
     return claimed == 1
+
+
+def may_ask(attempt: PaymentAttempt, gateway: Gateway) -> bool:
+    """Whether the gateway's own rules let anyone ask about ``attempt`` now. A gateway whose
+    status query interferes with a customer still on its page says how long to wait after an
+    undecided answer (``recheck_pending_after``): InterPay cancels a session on the second
+    GetResult before its page finished. Returns, pending pages and the reconciler all obey."""
+    again = gateway.recheck_pending_after
+    return not (
+        again
+        and attempt.state == S.PENDING
+        and attempt.checked_at is not None
+        and as_utc(attempt.checked_at) > now_utc() - timedelta(seconds=again)
+    )
 
 
 def due_for_check(attempt: PaymentAttempt, spacing: float) -> bool:

@@ -25,6 +25,15 @@ from storefront.ratelimit import limited
 
 bp = Blueprint("payments", __name__, url_prefix="/pay")
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+# What a gateway really sends here: a few fields, and at most AltaPay's callback xml, which
+# lists a payment's transactions (a few KiB each). Anything larger is refused (413) unread.
+GATEWAY_BODY_LIMIT = 256 * 1024
+
+
+@bp.before_request
+def _limit_body() -> None:
+    request.max_content_length = GATEWAY_BODY_LIMIT
+    request.max_form_memory_size = GATEWAY_BODY_LIMIT
 
 
 @bp.route("/<gateway>/return/<token>", methods=("GET", "POST"))
@@ -50,12 +59,25 @@ def callback(gateway: str, kind: str):
     :raise 404: an unknown gateway or kind, or no payment of ours has these ids.
     :raise 400: malformed, or the checksum is missing or wrong.
     """
-    attempt = receive.receive_callback(gateway, kind, request.values)
     adapter = configured(gateway)
-    if adapter is None or kind not in adapter.relayed_kinds:
-        return "OK\n", 200, TEXT
-    html, status = render_order(attempt.order, relayed=True)
-    return absolute_urls(html), status
+    relayed = adapter is not None and kind in adapter.relayed_kinds
+    try:
+        attempt, settled = receive.receive_callback(gateway, kind, request.values)
+    except receive.CallbackRefused as refused:
+        if relayed and refused.attempt is not None:
+            # The customer reads this answer: the shop's own page for the order as it stands
+            # (the payment is then checked again); the refusal is in the evidence.
+            html, status = render_order(refused.attempt.order, relayed=True)
+            return absolute_urls(html), status
+        abort(400, str(refused))
+    if relayed:
+        html, status = render_order(attempt.order, relayed=True)
+        return absolute_urls(html), status
+    if not settled:
+        # The gateway's word could not be had: a notification answered with an error is sent
+        # again, so the payment is settled by the next one rather than only by the reconciler.
+        return "Not settled yet; please send this notification again.\n", 503, TEXT
+    return "OK\n", 200, TEXT
 
 
 @bp.post("/altapay/verify-order")
