@@ -8,9 +8,17 @@
 ``POST /__control/deliver`` {"id": "…"} or {"gateway": "rbs"}  send held deliveries now
 ``GET  /__state``           every document, armed fault and delivery, as JSON
 ``POST /__reset``           forget everything
+
+Every one of these (and ``/rbs/__control/callback``) answers only a caller that sends the
+configured ``SANDBOX_CONTROL_TOKEN`` in the ``X-Sandbox-Control`` header: the state holds every
+payment's return URL, and the controls can make an unpaid order read as paid. With no token
+configured the control API does not exist (404); a missing or wrong token is refused (403). The
+client's address is never trusted: behind a proxy every caller is the loopback.
 """
 
 from __future__ import annotations
+
+import hmac
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
@@ -18,6 +26,21 @@ from sandbox import delivery
 from sandbox.faults import store
 
 bp = Blueprint("control", __name__)
+
+HEADER = "X-Sandbox-Control"
+
+
+def require_token() -> None:
+    """Refuse the request unless it carries the control token (404 when none is configured)."""
+    expected = str(current_app.config.get("SANDBOX_CONTROL_TOKEN") or "")
+    if not expected:
+        abort(404)
+    given = request.headers.get(HEADER, "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        abort(403, f"the control API needs the control token in the {HEADER} header")
+
+
+bp.before_request(require_token)
 
 
 def _json() -> dict:

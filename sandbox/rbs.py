@@ -4,7 +4,8 @@
                                            getOrderStatus (legacy keys), deposit, reverse, refund
 ``/rbs/payment/merchants/<m>/payment_<lang>.html?mdOrder=<id>``   the hosted payment page
 ``/rbs/payment/acs.html?mdOrder=<id>``     the simulated issuer 3-D Secure step
-``/rbs/__control/callback``                send a callback for an order on demand (replays)
+``/rbs/__control/callback``                send a callback for an order on demand (replays;
+                                           control token required, see ``sandbox.control``)
 
 Orders are ``rbs_order`` documents keyed by orderId; ``rbs_number`` documents keyed by
 ``<merchant>:<orderNumber>`` make order numbers unique per merchant. Every change of an order is
@@ -54,7 +55,7 @@ from flask import (
     url_for,
 )
 
-from sandbox import cards, delivery
+from sandbox import cards, control, delivery
 from sandbox.faults import faultable, protocol_fault, store
 
 bp = Blueprint("rbs", __name__)
@@ -707,8 +708,10 @@ def _sign(data: dict, key: str, fault: str | None, params: Mapping) -> None:
 def control_callback():
     """Fire a callback for an order as it is now: {"mdOrder", "operation", "status"}.
 
-    For replays and out-of-order deliveries (a late ``deposited`` after a refund, …).
+    For replays and out-of-order deliveries (a late ``deposited`` after a refund, …). Part of
+    the control API: it needs the control token like ``/__control/*``.
     """
+    control.require_token()
     body = request.get_json(silent=True) or {}
     order = store().get(ORDER, str(body.get("mdOrder", "")))
     status = str(body.get("status", 1))

@@ -20,6 +20,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from sandbox import create_app as create_sandbox
 from sandbox.rbs import checksum as sandbox_checksum
+from tests.conftest import CONTROL_TOKEN
 from tests.servers import serving
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "rbs"
@@ -852,6 +853,7 @@ def test_callback_on_demand_for_replays(sandbox, recorder):
     response = requests.post(
         f"{sandbox.url}/rbs/__control/callback",
         json={"mdOrder": reply["orderId"], "operation": "deposited", "status": 0},
+        headers={"X-Sandbox-Control": CONTROL_TOKEN},
         timeout=10,
     )
     assert response.status_code == 200
