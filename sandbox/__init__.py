@@ -35,6 +35,9 @@ DEFAULTS = {
     # register's dynamicCallbackUrl overrides it per order).
     "SANDBOX_RBS_CALLBACK_URL": "",
     "SANDBOX_RBS_SESSION_TIMEOUT": 1200,
+    # How long after a one-phase payment reverse.do may still cancel it (seconds; the bank's
+    # settlement cut-off, typically the same day). Later, only a refund gives the money back.
+    "SANDBOX_RBS_REVERSE_WINDOW": 86400,
     # AltaPay API user and terminal
     "SANDBOX_ALTAPAY_USERNAME": "sandbox-api",
     "SANDBOX_ALTAPAY_PASSWORD": "sandbox-password",

@@ -15,7 +15,8 @@ change, so each event is reported once however many processes serve the sandbox.
 Configuration: ``SANDBOX_RBS_USERNAME``/``PASSWORD`` (the API account; the user name is also the
 merchant name in page URLs), ``SANDBOX_RBS_TOKEN`` (optional: accept ``token`` instead),
 ``SANDBOX_RBS_CALLBACK_KEY`` (empty: callbacks carry no checksum), ``SANDBOX_RBS_CALLBACK_URL``,
-``SANDBOX_RBS_SESSION_TIMEOUT``, ``SANDBOX_RBS_CURRENCY`` (optional, numeric; default 978).
+``SANDBOX_RBS_SESSION_TIMEOUT``, ``SANDBOX_RBS_CURRENCY`` (optional, numeric; default 978),
+``SANDBOX_RBS_REVERSE_WINDOW`` (seconds after a deposit during which reverse.do still cancels it).
 
 Run-time settings (``POST /__control/settings``): ``rbs:numbers_as_strings`` (every number in
 the replies as a string), ``rbs:numeric_error_code`` (errorCode as a JSON number, as SATIM
@@ -567,12 +568,25 @@ def reverse(merchant: str, values: Mapping) -> dict:
         raise Refusal(5, "Partial reversal is not allowed for this merchant")
     _same_currency(order, values)
     now = store().now()
+    window = float(current_app.config["SANDBOX_RBS_REVERSE_WINDOW"])
 
     def change(doc: dict):
-        # A hold can be released only once (§2.5).
+        # A payment can be reversed only once, and only within the bank's window (§2.5).
         if doc["orderStatus"] == REVERSED:
             raise Refusal(7, "The order has already been reversed: reversal is possible once")
-        _require_status(doc, (APPROVED,), "Reverse")
+        _require_status(doc, (APPROVED, DEPOSITED), "Reverse")
+        if doc["orderStatus"] == DEPOSITED:
+            # A one-phase payment is cancelled, not refunded, until the bank settles it: after
+            # the window (or once anything was refunded) only refund.do gives money back.
+            if doc["refundedAmount"]:
+                raise Refusal(7, "Reverse is not possible: part of the payment was refunded")
+            if now - doc["depositedDate"] > window:
+                raise Refusal(
+                    7,
+                    "Reverse is not possible: the payment was deposited more than "
+                    f"{window:g} seconds ago; refund it instead",
+                )
+            doc["depositedAmount"] = 0  # the deposit is cancelled: no money was taken
         doc.update(orderStatus=REVERSED, reversedDate=now)
 
     order, _ = _change(order["id"], change)
