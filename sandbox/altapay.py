@@ -22,7 +22,11 @@ back-office amounts are exempt from the page's cents rules so that they can be r
 Run-time settings (``POST /__control/settings``): ``altapay:connect_timeout`` and
 ``altapay:read_timeout`` (the gateway's 7 s / 28 s callback timeouts, from
 ``SANDBOX_ALTAPAY_CONNECT_TIMEOUT``/``_READ_TIMEOUT``), ``altapay:open_delay``,
-``altapay:slow_capture_seconds``.
+``altapay:slow_capture_seconds``. Two shapes clients meet besides the documented ones (§3.1:
+an error "often" has no Body, so sometimes it has one): ``altapay:error_body`` (true: a call
+answered with a Header ErrorCode carries an empty ``<Body/>``; default: no Body, as AltaPay's
+published example) and ``altapay:payments_no_match`` ("omit": a ``payments`` call that matches
+nothing leaves ``<Transactions>`` out; default: an empty ``<Transactions/>``).
 
 Callback faults (op ``callback``, taken by the next result callback or notification):
 ``bad_checksum``, ``no_checksum``, ``tamper_amount`` (``amount``: posted amount and xml changed
@@ -134,7 +138,8 @@ TEST_CARDS = (
 
 
 class ApiError(Exception):
-    """A malformed call: answered with a non-zero Header ErrorCode and no Body."""
+    """A malformed call: answered with a non-zero Header ErrorCode and no Body (or an empty one,
+    with the ``altapay:error_body`` setting)."""
 
     def __init__(self, message: str, code: str = REQUEST_ERROR):
         super().__init__(message)
@@ -350,7 +355,8 @@ def _xml_answer(text: str, status: int = 200) -> Response:
 @bp.errorhandler(ApiError)
 def _api_error(error: ApiError):
     method = (request.view_args or {}).get("method") or request.path.rsplit("/", 1)[-1]
-    return _xml_answer(_api_response(method, None, store().now(), error.code, str(error)))
+    body = Element("Body") if store().setting("altapay:error_body", False) else None
+    return _xml_answer(_api_response(method, body, store().now(), error.code, str(error)))
 
 
 # The Merchant API ------------------------------------------------------------------------------
@@ -527,9 +533,10 @@ def payments():
     ]
     body = Element("Body")
     SubElement(body, "ResultFilter")
-    holder = SubElement(body, "Transactions")
-    for txn in rows[:MAX_PAYMENTS_ROWS]:
-        holder.append(_transaction_xml(txn))
+    if rows or store().setting("altapay:payments_no_match", "empty") != "omit":
+        holder = SubElement(body, "Transactions")
+        for txn in rows[:MAX_PAYMENTS_ROWS]:
+            holder.append(_transaction_xml(txn))
     return _xml_answer(_api_response("payments", body, store().now()))
 
 
