@@ -52,6 +52,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from typing import cast
 from urllib.parse import urljoin
 from xml.etree.ElementTree import Element, SubElement, indent, tostring
 
@@ -67,7 +68,8 @@ from flask import (
 )
 
 from sandbox import cards, delivery
-from sandbox.faults import MAX_SLEEP, faultable, store
+from sandbox.faults import MAX_SLEEP, faultable, store, this_app
+from sandbox.store import Store
 
 bp = Blueprint("altapay", __name__)
 
@@ -147,7 +149,7 @@ class ApiError(Exception):
 
 
 # Settings ------------------------------------------------------------------------------------
-def _store_of(app):
+def _store_of(app) -> Store:
     return app.extensions["sandbox_store"]
 
 
@@ -164,7 +166,7 @@ def _secret(app) -> str:
 
 
 def _app():
-    return current_app._get_current_object()
+    return this_app()
 
 
 # Money and protocol values ---------------------------------------------------------------------
@@ -1024,6 +1026,7 @@ def _post_page(app, kind: str, url: str, fields: dict, req: dict, txn: dict):
         "fields": fields,
         "at": _store_of(app).now(),
     }
+    answer: requests.Response | requests.RequestException
     try:
         answer = requests.post(
             url,
@@ -1128,7 +1131,7 @@ def _finish_open(app, transaction_id: str) -> None:
 
     doc, finished = s.update(TRANSACTIONS, transaction_id, finish)
     if finished:
-        _notify(app, doc)
+        _notify(app, cast(dict, doc))  # finished: the transaction was there
 
 
 def _reconcile_at(doc: dict, cents: int, now: float) -> None:
@@ -1140,8 +1143,8 @@ def _reconcile_at(doc: dict, cents: int, now: float) -> None:
 def _notify(app, txn: dict) -> None:
     s = _store_of(app)
     req = s.get(REQUESTS, txn["payment_id"])
-    url = (req or {}).get("config", {}).get("callback_notification")
-    if not url:
+    url = req.get("config", {}).get("callback_notification") if req else None
+    if req is None or not url:
         return
     fault, params = s.take_fault("altapay", "callback") or (None, {})
     job = {
@@ -1226,7 +1229,7 @@ class _Cleaner(HTMLParser):
         self.out.append(f"<{tag}{_attribute_text(kept)}{' /' if closed else ''}>")
 
     def _inject(self, kept: list, closed: bool) -> None:
-        action, inner = self.form
+        action, inner = cast("tuple[str, str]", self.form)  # only called with a form
         own = [(k, v) for k, v in kept if k in ("class", "style", "lang", "dir")]
         mine = [("id", FORM_ID), ("method", "post"), ("action", action), *own]
         self.out.append(f"<form{_attribute_text(mine)}>{inner}")

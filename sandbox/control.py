@@ -23,7 +23,7 @@ import hmac
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from sandbox import delivery
-from sandbox.faults import store
+from sandbox.faults import store, this_app
 
 bp = Blueprint("control", __name__)
 
@@ -82,7 +82,7 @@ def move_clock():
     now = store().advance(seconds)
     # Let each protocol notice what the new time means (expiries, reversals).
     for sweep in current_app.extensions.get("sandbox_sweeps", []):
-        sweep(current_app._get_current_object())
+        sweep(this_app())
     return jsonify(now=now)
 
 
@@ -107,7 +107,7 @@ def deliver_held():
     for job in chosen:
         store().update("delivery", job["id"], lambda d: d.update(state="queued"))
         for _ in range(copies):
-            delivery.start(current_app._get_current_object(), job["id"])
+            delivery.start(this_app(), job["id"])
     return jsonify(sent=[j["id"] for j in chosen])
 
 

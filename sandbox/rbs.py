@@ -43,6 +43,7 @@ import time
 import uuid
 from calendar import timegm
 from collections.abc import Callable, Mapping
+from typing import cast
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flask import (
@@ -57,7 +58,8 @@ from flask import (
 )
 
 from sandbox import cards, control, delivery
-from sandbox.faults import faultable, protocol_fault, store
+from sandbox.faults import faultable, protocol_fault, store, this_app
+from sandbox.store import Store
 
 bp = Blueprint("rbs", __name__)
 
@@ -413,7 +415,7 @@ def _order_for(merchant: str, values: Mapping) -> dict:
     if not order_id:
         index = store().get(NUMBER, f"{merchant}:{number}")
         order_id = index["orderId"] if index else ""
-    order = _load(current_app._get_current_object(), order_id) if order_id else None
+    order = _load(this_app(), order_id) if order_id else None
     if order is None or order["merchant"] != merchant:
         raise Refusal(6, "Order not found")
     return order
@@ -556,7 +558,7 @@ def deposit(merchant: str, values: Mapping) -> dict:
         doc.update(orderStatus=DEPOSITED, depositedAmount=value, depositedDate=now)
 
     order, _ = _change(order["id"], change)
-    _notify(current_app._get_current_object(), order, "deposited", 1)
+    _notify(this_app(), order, "deposited", 1)
     return dict(SUCCESS)
 
 
@@ -590,7 +592,7 @@ def reverse(merchant: str, values: Mapping) -> dict:
         doc.update(orderStatus=REVERSED, reversedDate=now)
 
     order, _ = _change(order["id"], change)
-    _notify(current_app._get_current_object(), order, "reversed", 1)
+    _notify(this_app(), order, "reversed", 1)
     return dict(SUCCESS)
 
 
@@ -608,7 +610,7 @@ def refund(merchant: str, values: Mapping) -> dict:
 
     order, (is_new, _record) = _change(order["id"], change)
     if is_new:
-        _notify(current_app._get_current_object(), order, "refunded", 1)
+        _notify(this_app(), order, "refunded", 1)
     return dict(SUCCESS)
 
 
@@ -672,7 +674,7 @@ def _notify(app, order: Mapping, operation: str, status: int) -> dict | None:
     url = _callback_url(app, order)
     if not url:
         return None
-    s = app.extensions["sandbox_store"]
+    s: Store = app.extensions["sandbox_store"]
     fault, params = s.take_fault("rbs", "callback") or (None, {})
     data = {
         "mdOrder": order["id"],
@@ -731,14 +733,14 @@ def control_callback():
     status = str(body.get("status", 1))
     if order is None or not body.get("operation") or status not in ("0", "1"):
         abort(400, "mdOrder of a known order, operation and status 0 or 1 are required")
-    note = _notify(current_app._get_current_object(), order, str(body["operation"]), int(status))
+    note = _notify(this_app(), order, str(body["operation"]), int(status))
     return {"sent": note}
 
 
 # The hosted payment page (§2.3, §4.2.4) -------------------------------------------------------
 def _page_order(merchant: str | None = None) -> dict:
     order_id = request.values.get("mdOrder", "")
-    order = _load(current_app._get_current_object(), order_id) if order_id else None
+    order = _load(this_app(), order_id) if order_id else None
     if order is None or (merchant is not None and order["merchant"] != merchant):
         abort(404)
     return order
@@ -833,7 +835,7 @@ def payment_page(merchant: str, lang: str):
     if request.form.get("action") == "cancel":
         return _decide(order, lambda doc, now: _decline(doc, 10))
     card, error = _read_card(request.form, store().now())
-    if error:
+    if card is None:  # then error says why
         kept = {k: request.form.get(k, "") for k in ("expiry", "cardholder")}
         return _render_form(order, error, kept)
     ip = request.remote_addr
@@ -861,9 +863,9 @@ def _decide(order: Mapping, apply: Callable[[dict, float], list | None]):
 
     doc, events = _change(order["id"], change)
     if events is None:
-        return _decided(_load(current_app._get_current_object(), order["id"]))
+        return _decided(cast(dict, _load(this_app(), order["id"])))
     # Callbacks go out before the redirect is answered, as a fast gateway does (§2.8).
-    _notify_all(current_app._get_current_object(), doc, events)
+    _notify_all(this_app(), doc, events)
     if doc["orderStatus"] in (ACS, REGISTERED):
         return _settled_page(doc)
     return redirect(_outcome_url(doc), code=303)
@@ -955,6 +957,6 @@ def _complete_acs(order: Mapping):
 
     doc, events = _change(order["id"], change)
     if events is None:
-        return _decided(_load(current_app._get_current_object(), order["id"]))
-    _notify_all(current_app._get_current_object(), doc, events)
+        return _decided(cast(dict, _load(this_app(), order["id"])))
+    _notify_all(this_app(), doc, events)
     return redirect(_outcome_url(doc), code=303)
