@@ -19,6 +19,7 @@ client's address is never trusted: behind a proxy every caller is the loopback.
 from __future__ import annotations
 
 import hmac
+import math
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
@@ -79,6 +80,8 @@ def move_clock():
         seconds = float(_json()["advance"])
     except (KeyError, TypeError, ValueError):
         abort(400, "advance (seconds) is required")
+    if not math.isfinite(seconds):
+        abort(400, "advance must be a finite number of seconds")
     now = store().advance(seconds)
     # Let each protocol notice what the new time means (expiries, reversals).
     for sweep in current_app.extensions.get("sandbox_sweeps", []):
@@ -103,7 +106,10 @@ def deliver_held():
         if j["state"] in ("held", "dropped")
         and (j["id"] == body.get("id") or j["gateway"] == body.get("gateway"))
     ]
-    copies = int(body.get("copies", 1))
+    try:
+        copies = int(body.get("copies", 1))
+    except (TypeError, ValueError):
+        abort(400, "copies is a number")
     for job in chosen:
         store().update("delivery", job["id"], lambda d: d.update(state="queued"))
         for _ in range(copies):

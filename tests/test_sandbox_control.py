@@ -199,3 +199,21 @@ def test_a_page_link_without_a_known_payment_shows_nothing(sandbox):
         answer = requests.get(sandbox.url + path, timeout=10)
         assert answer.status_code == 404, path
         assert "theirs-tok" not in answer.text and "603" not in answer.text
+
+
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/__control/deliver", {"gateway": "rbs", "copies": "two"}),
+        ("/__control/deliver", {"gateway": "rbs", "copies": [2]}),
+        ("/__control/clock", {"advance": "nan"}),
+        ("/__control/clock", {"advance": "inf"}),
+        ("/__control/clock", {}),
+        ("/__control/faults", {"gateway": "rbs"}),
+        ("/__control/settings", ["not", "an", "object"]),
+    ],
+)
+def test_malformed_control_calls_are_a_400(sandbox, path, body):
+    answer = sandbox.http.post(sandbox.url + path, json=body, timeout=10)
+    assert answer.status_code == 400
+    assert sandbox.state()["now"] < 1e12  # the clock was not moved to nowhere
