@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 SANDBOX_THREADS = 64  # enough for every order placement of a run to wait on it at once
+# The sandbox's control API (faults, state) answers only this token, made afresh for each run.
+SANDBOX_CONTROL_TOKEN = "bench-" + secrets.token_hex(16)
 
 
 def free_port() -> int:
@@ -260,6 +262,7 @@ def sandbox_command(port: int) -> list[str]:
 def sandbox_env(folder: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SANDBOX_")}
     env["SANDBOX_DB"] = str(folder / "sandbox.db")
+    env["SANDBOX_CONTROL_TOKEN"] = SANDBOX_CONTROL_TOKEN
     return env
 
 

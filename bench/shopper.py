@@ -19,6 +19,7 @@ import requests
 
 from bench.load import Stats, stats_from
 from bench.pyload import Connection
+from bench.servers import SANDBOX_CONTROL_TOKEN
 from storefront.config import SETTINGS
 from storefront.gateways.rbs import checksum
 
@@ -33,6 +34,7 @@ CUSTOMER = {
     "country": "IE",
     "gateway": "rbs",
 }
+CONTROL = {"X-Sandbox-Control": SANDBOX_CONTROL_TOKEN}  # the sandbox's control API asks for it
 CARD = {"pan": "4111111111111111", "expiry": "12/34", "cvc": "123", "cardholder": "Ann Example"}
 
 
@@ -199,7 +201,9 @@ def paid_order(shop: str, sandbox: str, slug: str) -> tuple[str, str]:
         receipt = http.post(form_url, data={"action": "pay", **CARD}, timeout=TIMEOUT)
         if "your payment was received" not in _expect(receipt, 200).text:
             raise RuntimeError(f"the order was not paid: {receipt.url}")
-        state = _expect(requests.get(f"{sandbox}/__state", timeout=TIMEOUT), 200).json()
+        state = _expect(
+            requests.get(f"{sandbox}/__state", headers=CONTROL, timeout=TIMEOUT), 200
+        ).json()
     order = next(o for o in state["rbs_order"] if o["id"] == md_order)
     return md_order, order["orderNumber"]
 
@@ -232,8 +236,12 @@ def delay_register(sandbox: str, seconds: float) -> None:
         "count": 1_000_000,
         "params": {"seconds": seconds},
     }
-    requests.post(f"{sandbox}/__control/faults", json=body, timeout=TIMEOUT).raise_for_status()
+    requests.post(
+        f"{sandbox}/__control/faults", json=body, headers=CONTROL, timeout=TIMEOUT
+    ).raise_for_status()
 
 
 def clear_faults(sandbox: str) -> None:
-    requests.delete(f"{sandbox}/__control/faults", timeout=TIMEOUT).raise_for_status()
+    requests.delete(
+        f"{sandbox}/__control/faults", headers=CONTROL, timeout=TIMEOUT
+    ).raise_for_status()

@@ -1,9 +1,10 @@
 """The sandbox gateway: one WSGI app that speaks the three wire protocols the shop supports.
 
 It stands in for BPC/RBS (``/rbs/…``), AltaPay (``/altapay/…``) and InterPay (``/interpay/…``)
-with hosted payment pages, test cards and fault injection (``/__control``), so that the shop
-runs end to end with no credentials and no network. It never imports ``storefront``: the two
-meet only over HTTP, exactly as the shop meets a real gateway.
+with hosted payment pages, test cards and fault injection (``/__control``, only for holders of
+``SANDBOX_CONTROL_TOKEN``), so that the shop runs end to end with no credentials and no network.
+It never imports ``storefront``: the two meet only over HTTP, exactly as the shop meets a real
+gateway.
 
 Run it on its own with ``python -m sandbox --port 5001``, or mounted under ``/sandbox`` of the
 shop's own process (``app.py`` does that when ``STOREFRONT_SANDBOX`` is on).
@@ -23,6 +24,9 @@ DEFAULTS = {
     # Where the state lives: ":memory:" for one process; a file path to share it between the
     # processes of a multi-worker web server.
     "SANDBOX_DB": ":memory:",
+    # The secret the control API (/__control/*, /__state, /__reset) asks for in the
+    # X-Sandbox-Control header; "" = no control API at all (404).
+    "SANDBOX_CONTROL_TOKEN": "",
     # BPC/RBS merchant account
     "SANDBOX_RBS_USERNAME": "sandbox-merchant",
     "SANDBOX_RBS_PASSWORD": "sandbox-password",
@@ -31,6 +35,9 @@ DEFAULTS = {
     # register's dynamicCallbackUrl overrides it per order).
     "SANDBOX_RBS_CALLBACK_URL": "",
     "SANDBOX_RBS_SESSION_TIMEOUT": 1200,
+    # How long after a one-phase payment reverse.do may still cancel it (seconds; the bank's
+    # settlement cut-off, typically the same day). Later, only a refund gives the money back.
+    "SANDBOX_RBS_REVERSE_WINDOW": 86400,
     # AltaPay API user and terminal
     "SANDBOX_ALTAPAY_USERNAME": "sandbox-api",
     "SANDBOX_ALTAPAY_PASSWORD": "sandbox-password",

@@ -22,7 +22,11 @@ back-office amounts are exempt from the page's cents rules so that they can be r
 Run-time settings (``POST /__control/settings``): ``altapay:connect_timeout`` and
 ``altapay:read_timeout`` (the gateway's 7 s / 28 s callback timeouts, from
 ``SANDBOX_ALTAPAY_CONNECT_TIMEOUT``/``_READ_TIMEOUT``), ``altapay:open_delay``,
-``altapay:slow_capture_seconds``.
+``altapay:slow_capture_seconds``. Two shapes clients meet besides the documented ones (§3.1:
+an error "often" has no Body, so sometimes it has one): ``altapay:error_body`` (true: a call
+answered with a Header ErrorCode carries an empty ``<Body/>``; default: no Body, as AltaPay's
+published example) and ``altapay:payments_no_match`` ("omit": a ``payments`` call that matches
+nothing leaves ``<Transactions>`` out; default: an empty ``<Transactions/>``).
 
 Callback faults (op ``callback``, taken by the next result callback or notification):
 ``bad_checksum``, ``no_checksum``, ``tamper_amount`` (``amount``: posted amount and xml changed
@@ -48,6 +52,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from typing import cast
 from urllib.parse import urljoin
 from xml.etree.ElementTree import Element, SubElement, indent, tostring
 
@@ -63,7 +68,8 @@ from flask import (
 )
 
 from sandbox import cards, delivery
-from sandbox.faults import MAX_SLEEP, faultable, store
+from sandbox.faults import MAX_SLEEP, faultable, store, this_app
+from sandbox.store import Store
 
 bp = Blueprint("altapay", __name__)
 
@@ -134,7 +140,8 @@ TEST_CARDS = (
 
 
 class ApiError(Exception):
-    """A malformed call: answered with a non-zero Header ErrorCode and no Body."""
+    """A malformed call: answered with a non-zero Header ErrorCode and no Body (or an empty one,
+    with the ``altapay:error_body`` setting)."""
 
     def __init__(self, message: str, code: str = REQUEST_ERROR):
         super().__init__(message)
@@ -142,7 +149,7 @@ class ApiError(Exception):
 
 
 # Settings ------------------------------------------------------------------------------------
-def _store_of(app):
+def _store_of(app) -> Store:
     return app.extensions["sandbox_store"]
 
 
@@ -159,7 +166,7 @@ def _secret(app) -> str:
 
 
 def _app():
-    return current_app._get_current_object()
+    return this_app()
 
 
 # Money and protocol values ---------------------------------------------------------------------
@@ -350,7 +357,8 @@ def _xml_answer(text: str, status: int = 200) -> Response:
 @bp.errorhandler(ApiError)
 def _api_error(error: ApiError):
     method = (request.view_args or {}).get("method") or request.path.rsplit("/", 1)[-1]
-    return _xml_answer(_api_response(method, None, store().now(), error.code, str(error)))
+    body = Element("Body") if store().setting("altapay:error_body", False) else None
+    return _xml_answer(_api_response(method, body, store().now(), error.code, str(error)))
 
 
 # The Merchant API ------------------------------------------------------------------------------
@@ -527,9 +535,10 @@ def payments():
     ]
     body = Element("Body")
     SubElement(body, "ResultFilter")
-    holder = SubElement(body, "Transactions")
-    for txn in rows[:MAX_PAYMENTS_ROWS]:
-        holder.append(_transaction_xml(txn))
+    if rows or store().setting("altapay:payments_no_match", "empty") != "omit":
+        holder = SubElement(body, "Transactions")
+        for txn in rows[:MAX_PAYMENTS_ROWS]:
+            holder.append(_transaction_xml(txn))
     return _xml_answer(_api_response("payments", body, store().now()))
 
 
@@ -1017,6 +1026,7 @@ def _post_page(app, kind: str, url: str, fields: dict, req: dict, txn: dict):
         "fields": fields,
         "at": _store_of(app).now(),
     }
+    answer: requests.Response | requests.RequestException
     try:
         answer = requests.post(
             url,
@@ -1121,7 +1131,7 @@ def _finish_open(app, transaction_id: str) -> None:
 
     doc, finished = s.update(TRANSACTIONS, transaction_id, finish)
     if finished:
-        _notify(app, doc)
+        _notify(app, cast(dict, doc))  # finished: the transaction was there
 
 
 def _reconcile_at(doc: dict, cents: int, now: float) -> None:
@@ -1133,8 +1143,8 @@ def _reconcile_at(doc: dict, cents: int, now: float) -> None:
 def _notify(app, txn: dict) -> None:
     s = _store_of(app)
     req = s.get(REQUESTS, txn["payment_id"])
-    url = (req or {}).get("config", {}).get("callback_notification")
-    if not url:
+    url = req.get("config", {}).get("callback_notification") if req else None
+    if req is None or not url:
         return
     fault, params = s.take_fault("altapay", "callback") or (None, {})
     job = {
@@ -1219,7 +1229,7 @@ class _Cleaner(HTMLParser):
         self.out.append(f"<{tag}{_attribute_text(kept)}{' /' if closed else ''}>")
 
     def _inject(self, kept: list, closed: bool) -> None:
-        action, inner = self.form
+        action, inner = cast("tuple[str, str]", self.form)  # only called with a form
         own = [(k, v) for k, v in kept if k in ("class", "style", "lang", "dir")]
         mine = [("id", FORM_ID), ("method", "post"), ("action", action), *own]
         self.out.append(f"<form{_attribute_text(mine)}>{inner}")

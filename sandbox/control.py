@@ -8,16 +8,40 @@
 ``POST /__control/deliver`` {"id": "…"} or {"gateway": "rbs"}  send held deliveries now
 ``GET  /__state``           every document, armed fault and delivery, as JSON
 ``POST /__reset``           forget everything
+
+Every one of these (and ``/rbs/__control/callback``) answers only a caller that sends the
+configured ``SANDBOX_CONTROL_TOKEN`` in the ``X-Sandbox-Control`` header: the state holds every
+payment's return URL, and the controls can make an unpaid order read as paid. With no token
+configured the control API does not exist (404); a missing or wrong token is refused (403). The
+client's address is never trusted: behind a proxy every caller is the loopback.
 """
 
 from __future__ import annotations
 
+import hmac
+import math
+
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from sandbox import delivery
-from sandbox.faults import store
+from sandbox.faults import store, this_app
 
 bp = Blueprint("control", __name__)
+
+HEADER = "X-Sandbox-Control"
+
+
+def require_token() -> None:
+    """Refuse the request unless it carries the control token (404 when none is configured)."""
+    expected = str(current_app.config.get("SANDBOX_CONTROL_TOKEN") or "")
+    if not expected:
+        abort(404)
+    given = request.headers.get(HEADER, "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        abort(403, f"the control API needs the control token in the {HEADER} header")
+
+
+bp.before_request(require_token)
 
 
 def _json() -> dict:
@@ -56,10 +80,12 @@ def move_clock():
         seconds = float(_json()["advance"])
     except (KeyError, TypeError, ValueError):
         abort(400, "advance (seconds) is required")
+    if not math.isfinite(seconds):
+        abort(400, "advance must be a finite number of seconds")
     now = store().advance(seconds)
     # Let each protocol notice what the new time means (expiries, reversals).
     for sweep in current_app.extensions.get("sandbox_sweeps", []):
-        sweep(current_app._get_current_object())
+        sweep(this_app())
     return jsonify(now=now)
 
 
@@ -80,11 +106,14 @@ def deliver_held():
         if j["state"] in ("held", "dropped")
         and (j["id"] == body.get("id") or j["gateway"] == body.get("gateway"))
     ]
-    copies = int(body.get("copies", 1))
+    try:
+        copies = int(body.get("copies", 1))
+    except (TypeError, ValueError):
+        abort(400, "copies is a number")
     for job in chosen:
         store().update("delivery", job["id"], lambda d: d.update(state="queued"))
         for _ in range(copies):
-            delivery.start(current_app._get_current_object(), job["id"])
+            delivery.start(this_app(), job["id"])
     return jsonify(sent=[j["id"] for j in chosen])
 
 

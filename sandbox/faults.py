@@ -14,14 +14,25 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import TYPE_CHECKING, cast
 
-from flask import Response, current_app, g
+from flask import Flask, Response, current_app, g
+
+if TYPE_CHECKING:
+    from werkzeug.local import LocalProxy
+
+    from sandbox.store import Store
 
 MAX_SLEEP = 120.0
 
 
-def store():
+def store() -> Store:
     return current_app.extensions["sandbox_store"]
+
+
+def this_app() -> Flask:
+    """The application itself, not the context-local proxy (for threads and later calls)."""
+    return cast("LocalProxy[Flask]", current_app)._get_current_object()
 
 
 def faultable(gateway: str, op: str):

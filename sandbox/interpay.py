@@ -37,6 +37,7 @@ import secrets
 import string
 import time
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from flask import (
@@ -584,6 +585,7 @@ def _send_back(secureid: str):
         secureid,
         lambda d: d.update(returned_at=d["returned_at"] or now),
     )
+    doc = cast(dict, doc)  # the page found the session before sending the browser back
     with_id = True
     if doc["status"] != STATUS_APPROVED:
         taken = store().take_fault("interpay", "return")

@@ -4,7 +4,8 @@
                                            getOrderStatus (legacy keys), deposit, reverse, refund
 ``/rbs/payment/merchants/<m>/payment_<lang>.html?mdOrder=<id>``   the hosted payment page
 ``/rbs/payment/acs.html?mdOrder=<id>``     the simulated issuer 3-D Secure step
-``/rbs/__control/callback``                send a callback for an order on demand (replays)
+``/rbs/__control/callback``                send a callback for an order on demand (replays;
+                                           control token required, see ``sandbox.control``)
 
 Orders are ``rbs_order`` documents keyed by orderId; ``rbs_number`` documents keyed by
 ``<merchant>:<orderNumber>`` make order numbers unique per merchant. Every change of an order is
@@ -14,7 +15,8 @@ change, so each event is reported once however many processes serve the sandbox.
 Configuration: ``SANDBOX_RBS_USERNAME``/``PASSWORD`` (the API account; the user name is also the
 merchant name in page URLs), ``SANDBOX_RBS_TOKEN`` (optional: accept ``token`` instead),
 ``SANDBOX_RBS_CALLBACK_KEY`` (empty: callbacks carry no checksum), ``SANDBOX_RBS_CALLBACK_URL``,
-``SANDBOX_RBS_SESSION_TIMEOUT``, ``SANDBOX_RBS_CURRENCY`` (optional, numeric; default 978).
+``SANDBOX_RBS_SESSION_TIMEOUT``, ``SANDBOX_RBS_CURRENCY`` (optional, numeric; default 978),
+``SANDBOX_RBS_REVERSE_WINDOW`` (seconds after a deposit during which reverse.do still cancels it).
 
 Run-time settings (``POST /__control/settings``): ``rbs:numbers_as_strings`` (every number in
 the replies as a string), ``rbs:numeric_error_code`` (errorCode as a JSON number, as SATIM
@@ -41,6 +43,7 @@ import time
 import uuid
 from calendar import timegm
 from collections.abc import Callable, Mapping
+from typing import cast
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flask import (
@@ -54,8 +57,9 @@ from flask import (
     url_for,
 )
 
-from sandbox import cards, delivery
-from sandbox.faults import faultable, protocol_fault, store
+from sandbox import cards, control, delivery
+from sandbox.faults import faultable, protocol_fault, store, this_app
+from sandbox.store import Store
 
 bp = Blueprint("rbs", __name__)
 
@@ -411,7 +415,7 @@ def _order_for(merchant: str, values: Mapping) -> dict:
     if not order_id:
         index = store().get(NUMBER, f"{merchant}:{number}")
         order_id = index["orderId"] if index else ""
-    order = _load(current_app._get_current_object(), order_id) if order_id else None
+    order = _load(this_app(), order_id) if order_id else None
     if order is None or order["merchant"] != merchant:
         raise Refusal(6, "Order not found")
     return order
@@ -554,7 +558,7 @@ def deposit(merchant: str, values: Mapping) -> dict:
         doc.update(orderStatus=DEPOSITED, depositedAmount=value, depositedDate=now)
 
     order, _ = _change(order["id"], change)
-    _notify(current_app._get_current_object(), order, "deposited", 1)
+    _notify(this_app(), order, "deposited", 1)
     return dict(SUCCESS)
 
 
@@ -566,16 +570,29 @@ def reverse(merchant: str, values: Mapping) -> dict:
         raise Refusal(5, "Partial reversal is not allowed for this merchant")
     _same_currency(order, values)
     now = store().now()
+    window = float(current_app.config["SANDBOX_RBS_REVERSE_WINDOW"])
 
     def change(doc: dict):
-        # A hold can be released only once (§2.5).
+        # A payment can be reversed only once, and only within the bank's window (§2.5).
         if doc["orderStatus"] == REVERSED:
             raise Refusal(7, "The order has already been reversed: reversal is possible once")
-        _require_status(doc, (APPROVED,), "Reverse")
+        _require_status(doc, (APPROVED, DEPOSITED), "Reverse")
+        if doc["orderStatus"] == DEPOSITED:
+            # A one-phase payment is cancelled, not refunded, until the bank settles it: after
+            # the window (or once anything was refunded) only refund.do gives money back.
+            if doc["refundedAmount"]:
+                raise Refusal(7, "Reverse is not possible: part of the payment was refunded")
+            if now - doc["depositedDate"] > window:
+                raise Refusal(
+                    7,
+                    "Reverse is not possible: the payment was deposited more than "
+                    f"{window:g} seconds ago; refund it instead",
+                )
+            doc["depositedAmount"] = 0  # the deposit is cancelled: no money was taken
         doc.update(orderStatus=REVERSED, reversedDate=now)
 
     order, _ = _change(order["id"], change)
-    _notify(current_app._get_current_object(), order, "reversed", 1)
+    _notify(this_app(), order, "reversed", 1)
     return dict(SUCCESS)
 
 
@@ -593,7 +610,7 @@ def refund(merchant: str, values: Mapping) -> dict:
 
     order, (is_new, _record) = _change(order["id"], change)
     if is_new:
-        _notify(current_app._get_current_object(), order, "refunded", 1)
+        _notify(this_app(), order, "refunded", 1)
     return dict(SUCCESS)
 
 
@@ -657,7 +674,7 @@ def _notify(app, order: Mapping, operation: str, status: int) -> dict | None:
     url = _callback_url(app, order)
     if not url:
         return None
-    s = app.extensions["sandbox_store"]
+    s: Store = app.extensions["sandbox_store"]
     fault, params = s.take_fault("rbs", "callback") or (None, {})
     data = {
         "mdOrder": order["id"],
@@ -707,21 +724,23 @@ def _sign(data: dict, key: str, fault: str | None, params: Mapping) -> None:
 def control_callback():
     """Fire a callback for an order as it is now: {"mdOrder", "operation", "status"}.
 
-    For replays and out-of-order deliveries (a late ``deposited`` after a refund, …).
+    For replays and out-of-order deliveries (a late ``deposited`` after a refund, …). Part of
+    the control API: it needs the control token like ``/__control/*``.
     """
+    control.require_token()
     body = request.get_json(silent=True) or {}
     order = store().get(ORDER, str(body.get("mdOrder", "")))
     status = str(body.get("status", 1))
     if order is None or not body.get("operation") or status not in ("0", "1"):
         abort(400, "mdOrder of a known order, operation and status 0 or 1 are required")
-    note = _notify(current_app._get_current_object(), order, str(body["operation"]), int(status))
+    note = _notify(this_app(), order, str(body["operation"]), int(status))
     return {"sent": note}
 
 
 # The hosted payment page (§2.3, §4.2.4) -------------------------------------------------------
 def _page_order(merchant: str | None = None) -> dict:
     order_id = request.values.get("mdOrder", "")
-    order = _load(current_app._get_current_object(), order_id) if order_id else None
+    order = _load(this_app(), order_id) if order_id else None
     if order is None or (merchant is not None and order["merchant"] != merchant):
         abort(404)
     return order
@@ -816,7 +835,7 @@ def payment_page(merchant: str, lang: str):
     if request.form.get("action") == "cancel":
         return _decide(order, lambda doc, now: _decline(doc, 10))
     card, error = _read_card(request.form, store().now())
-    if error:
+    if card is None:  # then error says why
         kept = {k: request.form.get(k, "") for k in ("expiry", "cardholder")}
         return _render_form(order, error, kept)
     ip = request.remote_addr
@@ -844,9 +863,9 @@ def _decide(order: Mapping, apply: Callable[[dict, float], list | None]):
 
     doc, events = _change(order["id"], change)
     if events is None:
-        return _decided(_load(current_app._get_current_object(), order["id"]))
+        return _decided(cast(dict, _load(this_app(), order["id"])))
     # Callbacks go out before the redirect is answered, as a fast gateway does (§2.8).
-    _notify_all(current_app._get_current_object(), doc, events)
+    _notify_all(this_app(), doc, events)
     if doc["orderStatus"] in (ACS, REGISTERED):
         return _settled_page(doc)
     return redirect(_outcome_url(doc), code=303)
@@ -938,6 +957,6 @@ def _complete_acs(order: Mapping):
 
     doc, events = _change(order["id"], change)
     if events is None:
-        return _decided(_load(current_app._get_current_object(), order["id"]))
-    _notify_all(current_app._get_current_object(), doc, events)
+        return _decided(cast(dict, _load(this_app(), order["id"])))
+    _notify_all(this_app(), doc, events)
     return redirect(_outcome_url(doc), code=303)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,15 @@ import requests
 from sandbox import create_app as create_sandbox
 from tests.servers import LiveServer, serving
 
+# The secret the sandbox's control API asks for (X-Sandbox-Control); only the tests hold it.
+CONTROL_TOKEN = "test-control-" + secrets.token_hex(16)
+
 
 @pytest.fixture(scope="session")
 def sandbox_server():
     """The sandbox gateway, served over real HTTP on 127.0.0.1 for the whole session."""
-    with serving(create_sandbox({"SANDBOX_DB": ":memory:"})) as server:
+    app = create_sandbox({"SANDBOX_DB": ":memory:", "SANDBOX_CONTROL_TOKEN": CONTROL_TOKEN})
+    with serving(app) as server:
         yield server
 
 
@@ -28,11 +33,12 @@ def sandbox(sandbox_server):
 
 
 class SandboxControl:
-    """The sandbox's control API, as a test sees it."""
+    """The sandbox's control API, as a test sees it (every call carries the control token)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, token: str = CONTROL_TOKEN):
         self.url = url
         self.http = requests.Session()
+        self.http.headers["X-Sandbox-Control"] = token
 
     def reset(self) -> None:
         self.http.post(f"{self.url}/__reset", timeout=5).raise_for_status()

@@ -383,6 +383,51 @@ def test_no_transaction_yet_is_pending(adapter, fake):
     assert adapter.fetch_result(ref(), Journal()).outcome is Outcome.PENDING
 
 
+def header_error(path: str, body: str) -> str:
+    """A call AltaPay refused in its Header: without a Body, or with an empty one."""
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<APIResponse version="20170228"><Header><Date>2024-01-01T10:00:00+00:00</Date>
+<Path>API/{path}</Path><ErrorCode>200</ErrorCode><ErrorMessage>Unknown terminal</ErrorMessage>
+</Header>{body}</APIResponse>"""
+
+
+@pytest.mark.parametrize("body", ["", "<Body/>", "<Body></Body>"])
+def test_a_header_error_is_a_refusal_with_or_without_an_empty_body(adapter, fake, body):
+    fake.set("createPaymentRequest", header_error("createPaymentRequest", body))
+    with pytest.raises(GatewayRefused) as refused:
+        adapter.start(payment_request(), Journal())
+    assert (refused.value.code, str(refused.value)) == ("200", "Unknown terminal")
+    fake.set("captureReservation", header_error("captureReservation", body))
+    with pytest.raises(GatewayRefused) as refused:
+        adapter.capture(ref(), 100, Journal())
+    assert refused.value.code == "200"
+
+
+@pytest.mark.parametrize("body", ["", "<Body/>"])
+def test_a_header_error_on_the_status_query_is_unknown_with_or_without_a_body(adapter, fake, body):
+    fake.set("payments", header_error("payments", body))
+    with pytest.raises(GatewayError) as unknown:
+        adapter.fetch_result(ref(), Journal())
+    assert not isinstance(unknown.value, GatewayRefused)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<ResultFilter/><Transactions/>",
+        "<ResultFilter/>",
+        "<ResultFilter><ShopOrderId>myorderid</ShopOrderId></ResultFilter>",
+        "<Result>Success</Result><ResultFilter><ShopOrderId>myorderid</ShopOrderId></ResultFilter>",
+        "",
+    ],
+)
+def test_payments_matching_nothing_is_pending_whatever_the_shape(adapter, fake, body):
+    fake.set("payments", api_response(body))
+    result = adapter.fetch_result(ref(), Journal())
+    assert result.outcome is Outcome.PENDING
+    assert fake.calls[0][1] == {"shop_orderid": "myorderid"}
+
+
 def test_a_failed_status_query_is_unknown_never_failed(adapter, fake):
     fake.set("payments", fixture("header_error.xml"))
     with pytest.raises(GatewayError):
@@ -738,6 +783,30 @@ def test_live_refusals(live, sandbox):
     sandbox.arm("altapay", "payments", "html")
     with pytest.raises(GatewayError):
         live.fetch_result(ref(), Journal())
+
+
+@pytest.mark.parametrize("shape", ["empty", "omit"])
+def test_live_payments_matching_nothing_is_pending(live, sandbox, shape):
+    sandbox.settings(**{"altapay:payments_no_match": shape})
+    unknown = ref(reference="20000009-1", gateway_id=None, data={})
+    assert live.fetch_result(unknown, Journal()).outcome is Outcome.PENDING
+
+
+@pytest.mark.parametrize("error_body", [False, True])
+def test_live_header_errors_are_refusals_with_or_without_a_body(live, sandbox, error_body):
+    sandbox.settings(**{"altapay:error_body": error_body})
+    other_terminal = make_adapter(
+        live.base,
+        username="sandbox-api",
+        password="sandbox-password",
+        terminal="No Such Terminal",
+    )
+    with pytest.raises(GatewayRefused) as refused:
+        other_terminal.start(payment_request(), Journal())
+    assert refused.value.code == "200"
+    with pytest.raises(GatewayRefused) as refused:
+        live.capture(ref(data={"transaction_id": "no-such-transaction"}), 100, Journal())
+    assert refused.value.code == "200"
 
 
 def test_live_double_payment_is_visible_to_the_shop(live, pages):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import requests
 from flask import Flask, request
 
 from storefront.gateways.base import (
@@ -256,3 +257,76 @@ def test_malformed_return_is_refused(adapter):
     with pytest.raises(BadNotice):
         adapter.parse_return({"orderId": "<script>alert(1)</script>"})
     assert adapter.parse_return({"orderId": "abc-123", "lang": "en"}).gateway_id == "abc-123"
+
+
+# Reversal of a one-phase payment -----------------------------------------------------------------
+def reversed_status(**amounts) -> dict:
+    """getOrderStatusExtended of a deposited one-phase order reversed before settlement."""
+    return {
+        "errorCode": "0",
+        "errorMessage": "Success",
+        "orderNumber": "7005",
+        "orderStatus": 3,
+        "actionCode": 0,
+        "amount": 2000,
+        "currency": "978",
+        "attributes": [{"name": "mdOrder", "value": "01491d0b-c848-7dd6-a20d-e96900a7d8c0"}],
+        "paymentAmountInfo": {
+            "paymentState": "REVERSED",
+            "approvedAmount": 2000,
+            "depositedAmount": 0,
+            "refundedAmount": 0,
+            "totalAmount": 2000,
+            **amounts,
+        },
+    }
+
+
+def test_a_reversed_one_phase_payment_reads_voided_with_nothing_captured(adapter, fake):
+    fake.set("reverse.do", {"errorCode": "0", "errorMessage": "Success"})
+    fake.set("getOrderStatusExtended.do", reversed_status())
+    result = adapter.void(ref(captured=2000), Journal())
+    assert [m for m, _ in fake.requests] == ["reverse.do", "getOrderStatusExtended.do"]
+    assert fake.requests[0][1]["orderId"] == "01491d0b-c848-7dd6-a20d-e96900a7d8c0"
+    assert "amount" not in fake.requests[0][1]  # the whole payment, never a partial reversal
+    assert result.outcome is Outcome.VOIDED
+    assert (result.amount, result.captured, result.refunded) == (2000, 0, 0)
+
+
+def test_a_reverse_refused_after_the_window_is_a_refusal(adapter, fake):
+    refusal = {
+        "errorCode": "7",
+        "errorMessage": "Reverse is not possible: the payment was deposited more than 86400 "
+        "seconds ago; refund it instead",
+    }
+    fake.set("reverse.do", refusal)
+    with pytest.raises(GatewayRefused) as refused:
+        adapter.void(ref(captured=2000), Journal())
+    assert refused.value.code == "7" and "refund it instead" in str(refused.value)
+    assert [m for m, _ in fake.requests] == ["reverse.do"]
+
+
+def test_void_of_a_one_phase_payment_on_the_sandbox(sandbox):
+    gateway = RbsGateway(
+        url=f"{sandbox.url}/rbs/payment/rest/",
+        username="sandbox-merchant",
+        password="sandbox-password",
+        callback_key="sandbox-callback-key",
+        two_phase=False,
+        connect_timeout=2,
+        read_timeout=5,
+    )
+    paid = []
+    for reference in ("7101_1", "7102_1"):
+        redirect = gateway.start(payment_request(reference=reference), Journal())
+        card = {"pan": "4111111111111111", "expiry": "12/34", "cvc": "123", "action": "pay"}
+        requests.post(redirect.url, data=card, allow_redirects=False, timeout=10)
+        paid.append(ref(reference=reference, gateway_id=redirect.gateway_id, captured=2000))
+    assert gateway.fetch_result(paid[0], Journal()).outcome is Outcome.PAID
+    voided = gateway.void(paid[0], Journal())
+    assert voided.outcome is Outcome.VOIDED and voided.captured == 0
+    sandbox.advance(24 * 3600 + 1)
+    with pytest.raises(GatewayRefused) as refused:
+        gateway.void(paid[1], Journal())
+    assert refused.value.code == "7"
+    assert gateway.fetch_result(paid[1], Journal()).outcome is Outcome.PAID

@@ -199,6 +199,42 @@ def test_create_payment_request_refuses_malformed_calls(sandbox, field, value):
     assert root.find("Body") is None
 
 
+@pytest.mark.parametrize(
+    "method,fields",
+    [
+        ("createPaymentRequest", {"terminal": "Some Other Terminal", "shop_orderid": "1-1"}),
+        ("captureReservation", {"transaction_id": "no-such-transaction"}),
+        ("releaseReservation", {}),
+        ("noSuchMethod", {}),
+    ],
+)
+def test_an_error_has_no_body_or_with_the_setting_an_empty_one(sandbox, method, fields):
+    _, root = api(sandbox, method, **fields)
+    assert text(root, "Header/ErrorCode") == "200" and text(root, "Header/ErrorMessage")
+    assert root.find("Body") is None  # AltaPay's published error example
+    sandbox.settings(**{"altapay:error_body": True})
+    _, root = api(sandbox, method, **fields)
+    assert text(root, "Header/ErrorCode") == "200" and text(root, "Header/ErrorMessage")
+    [body] = root.findall("Body")
+    assert len(body) == 0 and not (body.text or "").strip()
+    assert [child.tag for child in root] == ["Header", "Body"]
+
+
+def test_payments_that_match_nothing(sandbox):
+    _, root = api(sandbox, "payments", shop_orderid="never-used-1")
+    assert text(root, "Header/ErrorCode") == "0"
+    assert [child.tag for child in root.find("Body")] == ["ResultFilter", "Transactions"]
+    assert root.findall("Body/Transactions/Transaction") == []
+    sandbox.settings(**{"altapay:payments_no_match": "omit"})
+    _, root = api(sandbox, "payments", shop_orderid="never-used-1")
+    assert text(root, "Header/ErrorCode") == "0"
+    assert [child.tag for child in root.find("Body")] == ["ResultFilter"]
+    # A match still lists its transactions, whatever the setting.
+    _, url = create(sandbox, shop_orderid="1003-1")
+    pay(url)
+    assert len(transactions(sandbox, shop_orderid="1003-1")) == 1
+
+
 def test_a_shop_orderid_can_be_used_four_times(sandbox):
     for _ in range(4):
         create(sandbox, shop_orderid="1002-1")

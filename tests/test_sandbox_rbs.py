@@ -20,6 +20,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from sandbox import create_app as create_sandbox
 from sandbox.rbs import checksum as sandbox_checksum
+from tests.conftest import CONTROL_TOKEN, SandboxControl
 from tests.servers import serving
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "rbs"
@@ -565,7 +566,7 @@ def test_deposit_zero_captures_the_full_amount(sandbox):
     assert amounts["depositedAmount"] == 2000
 
 
-def test_reverse_only_once_and_only_a_hold(sandbox):
+def test_reverse_only_once(sandbox):
     held = register(sandbox, "10020_1", pre_auth=True)
     pay(held["formUrl"])
     assert call(sandbox, "reverse", orderId=held["orderId"])["errorCode"] == "0"
@@ -576,10 +577,69 @@ def test_reverse_only_once_and_only_a_hold(sandbox):
     assert again["errorCode"] == "7" and "already been reversed" in again["errorMessage"]
     assert call(sandbox, "deposit", orderId=held["orderId"], amount="0")["errorCode"] == "7"
 
-    paid = register(sandbox, "10021_1")
+    unpaid = register(sandbox, "10021_1")
+    refused = call(sandbox, "reverse", orderId=unpaid["orderId"])
+    assert refused["errorCode"] == "7" and "status is 0" in refused["errorMessage"]
+
+
+def test_a_one_phase_payment_is_reversed_within_the_window(sandbox):
+    paid = register(sandbox, "10022_1")
     pay(paid["formUrl"])
-    assert call(sandbox, "reverse", orderId=paid["orderId"])["errorCode"] == "7"
     assert status(sandbox, paid["orderId"])["orderStatus"] == 2
+    sandbox.advance(23 * 3600)  # the same day, before the bank settles
+    assert call(sandbox, "reverse", orderId=paid["orderId"]) == {
+        "errorCode": "0",
+        "errorMessage": "Success",
+    }
+    info = status(sandbox, paid["orderId"])
+    assert info["orderStatus"] == 3
+    assert "reversedDate" in info
+    assert info["paymentAmountInfo"] == {
+        "paymentState": "REVERSED",
+        "approvedAmount": 2000,
+        "depositedAmount": 0,
+        "refundedAmount": 0,
+        "totalAmount": 2000,
+    }
+    assert call(sandbox, "refund", orderId=paid["orderId"], amount="0")["errorCode"] == "7"
+    again = call(sandbox, "reverse", orderId=paid["orderId"])
+    assert again["errorCode"] == "7" and "already been reversed" in again["errorMessage"]
+
+
+def test_after_the_window_or_a_refund_only_a_refund_gives_money_back(sandbox):
+    late = register(sandbox, "10023_1")
+    pay(late["formUrl"])
+    refunded = register(sandbox, "10024_1")
+    pay(refunded["formUrl"])
+    assert call(sandbox, "refund", orderId=refunded["orderId"], amount="500")["errorCode"] == "0"
+    refused = call(sandbox, "reverse", orderId=refunded["orderId"])
+    assert refused["errorCode"] == "7" and "status is 4" in refused["errorMessage"]
+    sandbox.advance(24 * 3600 + 1)
+    refused = call(sandbox, "reverse", orderId=late["orderId"])
+    assert set(refused) == {"errorCode", "errorMessage"}
+    assert refused["errorCode"] == "7" and "refund it instead" in refused["errorMessage"]
+    assert status(sandbox, late["orderId"])["orderStatus"] == 2
+    assert call(sandbox, "refund", orderId=late["orderId"], amount="0")["errorCode"] == "0"
+    assert status(sandbox, late["orderId"])["orderStatus"] == 4
+
+
+def test_the_reverse_window_is_configurable():
+    app = create_sandbox(
+        {
+            "SANDBOX_DB": ":memory:",
+            "SANDBOX_CONTROL_TOKEN": CONTROL_TOKEN,
+            "SANDBOX_RBS_REVERSE_WINDOW": "60",
+        }
+    )
+    with serving(app) as server:
+        control = SandboxControl(server.url)
+        first, second = register(control, "1_1"), register(control, "2_1")
+        pay(first["formUrl"])
+        pay(second["formUrl"])
+        control.advance(59)
+        assert call(control, "reverse", orderId=first["orderId"])["errorCode"] == "0"
+        control.advance(2)
+        assert call(control, "reverse", orderId=second["orderId"])["errorCode"] == "7"
 
 
 def test_unknown_orders_and_lookup_by_order_number(sandbox):
@@ -852,6 +912,7 @@ def test_callback_on_demand_for_replays(sandbox, recorder):
     response = requests.post(
         f"{sandbox.url}/rbs/__control/callback",
         json={"mdOrder": reply["orderId"], "operation": "deposited", "status": 0},
+        headers={"X-Sandbox-Control": CONTROL_TOKEN},
         timeout=10,
     )
     assert response.status_code == 200
