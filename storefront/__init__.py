@@ -34,7 +34,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     )
     app.config.update(configuration.load(app.instance_path, os.environ, test_config))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    if app.config["PROXY_COUNT"]:
+    if app.config["PROXY_COUNT"]:  # None (unset) and 0: browsers reach the shop directly
         # Behind a load balancer: take the client's address and scheme from the trusted proxies.
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)

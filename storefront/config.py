@@ -59,6 +59,10 @@ def whole(value: Any) -> int:
     return int(result)
 
 
+def optional_whole(value: Any) -> int | None:
+    return None if value is None or str(value).strip() == "" else whole(value)
+
+
 def names(value: Any) -> list[str]:
     items = value if isinstance(value, list | tuple) else str(value).split(",")
     return [str(item).strip().lower() for item in items if str(item).strip()]
@@ -126,23 +130,33 @@ SETTINGS: dict[str, Setting] = {
     "GATEWAY_CONNECT_TIMEOUT": Setting(number, 5.0),
     "GATEWAY_READ_TIMEOUT": Setting(number, 20.0),
     "PRODUCTS_PER_PAGE": Setting(whole, 12),
-    # How long an unpaid order keeps its reserved stock, in seconds.
-    "ORDER_PAYMENT_WINDOW": Setting(number, 3600.0),
+    # How long an unpaid order keeps its reserved stock, in seconds; after that no new payment
+    # of it may start. And what one unpaid order, and one customer's unpaid orders together
+    # (by email), may hold: a line, an order, a customer, in items.
+    "ORDER_PAYMENT_WINDOW": Setting(number, 1800.0),
+    "ORDER_MAX_PER_LINE": Setting(whole, 10),
+    "ORDER_MAX_UNITS": Setting(whole, 30),
+    "CUSTOMER_MAX_UNPAID_UNITS": Setting(whole, 30),
     # A pending page asks the gateway again at most this often per payment, in seconds.
     "STATUS_RECHECK_SECONDS": Setting(number, 5.0),
     "MAIL_URL": Setting(text, ""),  # "" = mails written to instance/mail/
     "MAIL_FROM": Setting(text, "shop@storefront.invalid"),
     # A mail claimed by a process that died while sending is taken over after this long.
     "MAIL_CLAIM_TIMEOUT": Setting(number, 300.0),
-    # How many reverse proxies in front of the shop to trust for X-Forwarded-* headers.
-    "PROXY_COUNT": Setting(whole, 0),
+    # How many reverse proxies in front of the shop to trust for X-Forwarded-* headers. Unset
+    # means none in development; production refuses to guess (see production_problems).
+    "PROXY_COUNT": Setting(optional_whole, ""),
+    # Host names besides PUBLIC_URL's that requests may name (Host header), comma separated.
+    "TRUSTED_HOSTS": Setting(names, ""),
     "RATELIMIT_ENABLED": Setting(boolean, True),
     # No form or callback of ours comes near this; a bigger body is refused (413) unread.
     "MAX_CONTENT_LENGTH": Setting(whole, 1024 * 1024),
-    # Staff: failed sign-ins allowed per window per email from one address, and per address
-    # whatever the email; how long a sign-in lasts; orders per page of the admin's list.
+    # Staff: failed sign-ins allowed per window per email from one address, per address
+    # whatever the email, and per email whatever the address; how long a sign-in lasts;
+    # orders per page of the admin's list.
     "ADMIN_SIGN_IN_LIMIT": Setting(whole, 5),
     "ADMIN_SIGN_IN_IP_LIMIT": Setting(whole, 50),
+    "ADMIN_SIGN_IN_ACCOUNT_LIMIT": Setting(whole, 20),
     "ADMIN_SIGN_IN_WINDOW": Setting(number, 900.0),
     "ADMIN_SESSION_HOURS": Setting(number, 12.0),
     "ADMIN_ORDERS_PER_PAGE": Setting(whole, 25),
@@ -190,6 +204,12 @@ def finish(config: dict) -> dict:
     config["SESSION_COOKIE_SECURE"] = https
     config["PREFERRED_URL_SCHEME"] = "https" if https else "http"
     config["WTF_CSRF_TIME_LIMIT"] = None  # a checkout form left open over lunch still works
+    # Requests must name the shop's own host: a forged Host header would otherwise make the
+    # shop build links and redirects to somewhere else. Loopback names too in development.
+    hosts = [urlsplit(config["PUBLIC_URL"]).hostname or "", *config["TRUSTED_HOSTS"]]
+    if config["ENV"] != "production":
+        hosts += ["localhost", "127.0.0.1"]
+    config["TRUSTED_HOSTS"] = sorted({host for host in hosts if host})
     check(config)
     return config
 
@@ -258,6 +278,17 @@ def production_problems(config: Mapping) -> list[str]:
         problems.append("STOREFRONT_PUBLIC_URL must be https")
     if config["SANDBOX"]:
         problems.append("STOREFRONT_SANDBOX must be off")
+    if not config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        problems.append(
+            "STOREFRONT_DATABASE_URL must be a PostgreSQL URL: a shop on more than one server "
+            "process or machine settles payments in PostgreSQL"
+        )
+    if config["PROXY_COUNT"] is None:
+        problems.append(
+            "STOREFRONT_PROXY_COUNT must be set: 0 when browsers reach the shop directly, else "
+            "the number of reverse proxies in front of it (rate limits and logs key on the "
+            "client's address, which only then is right)"
+        )
     sandbox = config["SANDBOX_URL"]
     for name in config["GATEWAYS"]:
         family = REGISTRY[name]

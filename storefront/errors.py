@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from storefront.extensions import db
 from storefront.gateways import REGISTRY
@@ -65,6 +65,10 @@ def _number_out_of_range(error: ArithmeticError):
 
 def _http_error(error: HTTPException):
     code = error.code or 500
+    if isinstance(error, SecurityError):
+        # A Host header the shop does not answer to: no page of ours (every link on it would
+        # be built from that host), just the refusal.
+        return "400 Bad Request: unknown host\n", 400, {"Content-Type": "text/plain"}
     detail = error.description if code in (400, 409) and error.description else None
     if detail and detail == type(error).description:
         detail = None

@@ -7,13 +7,18 @@ form posts to us, and we answer with a redirect to the gateway).
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 
 from storefront.config import gateway_origins
 
 
 def init_app(app: Flask) -> None:
     app.after_request(_headers)
+
+
+# Pages with a customer's name, address or order on them, and the operator's pages: no
+# browser, proxy or back button may keep a copy.
+PRIVATE_BLUEPRINTS = {"orders", "checkout", "payments", "admin"}
 
 
 def _headers(response):
@@ -28,6 +33,8 @@ def _headers(response):
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.blueprint in PRIVATE_BLUEPRINTS:
+        response.headers["Cache-Control"] = "no-store"
     if config["PUBLIC_URL"].startswith("https://"):
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response

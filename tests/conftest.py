@@ -69,6 +69,21 @@ class SandboxControl:
 
 
 @pytest.fixture
+def postgres_database():
+    """A fresh, empty PostgreSQL database for one test (``make test`` provides the server)."""
+    import os
+
+    from tests.deployment import create_database, drop_database
+
+    admin = os.environ.get("STOREFRONT_TEST_POSTGRES_URL")
+    if not admin:
+        pytest.fail("STOREFRONT_TEST_POSTGRES_URL is not set: run `make test`")
+    url = create_database(admin)
+    yield url
+    drop_database(admin, url)
+
+
+@pytest.fixture
 def app(tmp_path):
     """The shop on a fresh SQLite database of its own, pointed at no live gateway."""
     from storefront import create_app
@@ -79,6 +94,7 @@ def app(tmp_path):
             "TESTING": True,
             "SECRET_KEY": "test-secret-key-" + "x" * 32,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}",
+            "INSTANCE_PATH": str(tmp_path / "instance"),
             "SANDBOX": False,
             "RATELIMIT_ENABLED": False,
         }

@@ -52,3 +52,29 @@ def latest_order(shop) -> tuple[Order, list[PaymentAttempt]]:
         attempts = list(order.attempts)
         session.expunge_all()
         return order, attempts
+
+
+def wait_for(check, seconds: float = 15.0, step: float = 0.05):
+    """Poll ``check`` until it returns something truthy, for at most ``seconds``; its last
+    value either way (tests assert on it)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    value = check()
+    while not value and time.monotonic() < deadline:
+        time.sleep(step)
+        value = check()
+    return value
+
+
+def evidence_of(shop, attempt_id: int) -> list[tuple[str, str]]:
+    """An attempt's evidence as (kind, summary) pairs, oldest first."""
+    from storefront.payments.models import PaymentEvent
+
+    with shop.db() as session:
+        rows = session.execute(
+            select(PaymentEvent).where(PaymentEvent.attempt_id == attempt_id).order_by(
+                PaymentEvent.id
+            )
+        ).scalars()
+        return [(str(e.kind), e.summary) for e in rows]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -11,20 +9,13 @@ from flask_migrate import upgrade
 
 from storefront import create_app
 from storefront.extensions import db
-from tests.deployment import create_database, drop_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_database(request, tmp_path):
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrated.db'}"
-        return
-    admin = os.environ.get("STOREFRONT_TEST_POSTGRES_URL")
-    if not admin:
-        pytest.fail("STOREFRONT_TEST_POSTGRES_URL is not set: run `make test`")
-    url = create_database(admin)
-    yield url
-    drop_database(admin, url)
+        return f"sqlite:///{tmp_path / 'migrated.db'}"
+    return request.getfixturevalue("postgres_database")
 
 
 def test_upgrade_from_nothing_matches_the_models(empty_database, tmp_path):

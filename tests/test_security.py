@@ -729,7 +729,8 @@ def production(**overrides) -> dict:
     config = {
         "ENV": "production",
         "SECRET_KEY": secrets.token_urlsafe(48),
-        "DATABASE_URL": "sqlite://",
+        "DATABASE_URL": "postgresql://shop:secret@db.example/shop",
+        "PROXY_COUNT": "1",
         "PUBLIC_URL": "https://shop.example",
         "SANDBOX": False,
         "SANDBOX_URL": "",
@@ -751,11 +752,12 @@ def production(**overrides) -> dict:
     return config
 
 
-def test_a_complete_production_configuration_starts(tmp_path):
-    app = create_app(production(DATABASE_URL=f"sqlite:///{tmp_path / 'shop.db'}"))
+def test_a_complete_production_configuration_starts(postgres_database):
+    app = create_app(production(DATABASE_URL=postgres_database))
     with app.app_context():
         db.create_all()
-    response = app.test_client().get("/order/lookup")
+        db.engine.dispose()
+    response = app.test_client().get("/order/lookup", base_url="https://shop.example")
     assert response.status_code == 200
     assert "Strict-Transport-Security" in response.headers
     assert "Secure" in response.headers["Set-Cookie"]

@@ -146,6 +146,8 @@ def _keys(email: str, address: str) -> list[tuple[str, int]]:
     return [
         (f"admin-sign-in:{digest}:{address}", setting("ADMIN_SIGN_IN_LIMIT")),
         (f"admin-sign-in-ip:{address}", setting("ADMIN_SIGN_IN_IP_LIMIT")),
+        # Per account, whatever the address: guessing one password from many machines.
+        (f"admin-sign-in-account:{digest}", setting("ADMIN_SIGN_IN_ACCOUNT_LIMIT")),
     ]
 
 

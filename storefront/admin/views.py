@@ -182,6 +182,7 @@ class PaymentPanel:
     gateway: object | None
     capturable: int
     refundable: int
+    reversible: bool = False
     forms: dict = field(default_factory=dict)
 
     @property
@@ -210,6 +211,7 @@ def _panel(attempt: PaymentAttempt, bound: dict) -> PaymentPanel:
         gateway=gateway,
         capturable=backoffice.capturable(attempt) if gateway else 0,
         refundable=backoffice.refundable(attempt) if gateway else 0,
+        reversible=backoffice.reversible(attempt),
     )
     for action, maximum in (("capture", panel.capturable), ("refund", panel.refundable)):
         panel.forms[action] = bound.get((attempt.id, action)) or AmountForm(

@@ -81,7 +81,7 @@ def review():
 def place():
     """Place the order and hand the customer to the gateway.
 
-    :raise 400: the form is not ours (CSRF) or its key is malformed.
+    :raise 400: the form is not ours (CSRF), or its key is malformed or not this session's.
     :raise 429: too many orders from this address in a minute.
     """
     form = PlaceOrderForm()
@@ -89,6 +89,13 @@ def place():
         abort(400, "The order form was incomplete. Please review your order and try again.")
     key = form.checkout_key.data
     existing = orders.find_by_checkout_key(key)
+    # The key is this browser's own: the review page put it in this session, or the order it
+    # made is this session's open order. Anyone else's copy of a key is not a way into the
+    # order it made (and its receipt, with a name and an address on it).
+    if key != session.get(KEY) and (
+        existing is None or existing.receipt_token != session.get("open_order")
+    ):
+        abort(400, "This order form has expired. Please review your order and try again.")
     if existing is not None:  # a second click or tab: the same order, the same payment
         return continue_payment(existing)
     details = session.get(DETAILS)
@@ -113,6 +120,9 @@ def place():
         )
     except orders.OutOfStock as short:
         flash(f"Sorry, not enough stock left for: {', '.join(short.names)}.", "error")
+        return redirect(url_for("cart.show"))
+    except orders.OverLimit as over:
+        flash(str(over), "error")
         return redirect(url_for("cart.show"))
     if not created:
         return continue_payment(order)

@@ -201,6 +201,9 @@ class Gateway:
     relayed_kinds: ClassVar[tuple[str, ...]] = ()
     has_browser_return: ClassVar[bool] = True
     supports_refund: ClassVar[bool] = True
+    # Whether ``void`` can also cancel a capture not yet settled (BPC/RBS reverse.do, within
+    # the gateway's own time limit), not only release a hold.
+    voids_captured: ClassVar[bool] = False
     # The reconciler's timing for a customer who never came back (payments.reconciler): the
     # first status query this many seconds after the hand-off (None: the reconciler's own
     # default), and after an undecided answer not again for this long (None: no extra wait).

@@ -320,11 +320,21 @@ class InterPayGateway(HttpGateway):
         raise GatewayError(f"interpay: {action} got no usable answer from any server")
 
     def _post(self, url: str, message: Mapping[str, str], journal: Journal) -> dict | None:
-        """One exchange with one server: the reply, or None when the server did not answer."""
+        """One exchange with one server: the reply, or None when the server did not answer.
+
+        :raise GatewayRefused: a value the legacy encoding cannot carry unambiguously.
+        """
         shown = {k: v for k, v in message.items() if k != "PASS"}
         if self.encoding == "json":
             body = {"json_body": dict(message), "headers": {"Accept": "application/json"}}
         else:
+            # The legacy reply echoes values unescaped, split on "&": a value holding one
+            # would read back as fields of its own. Such a value is never sent.
+            unsafe = sorted(name for name, value in message.items() if "&" in str(value))
+            if unsafe:
+                raise GatewayRefused(
+                    f"InterPay's legacy encoding cannot carry '&' in {', '.join(unsafe)}"
+                )
             # TERMID must be the first field of the string (§1.2); the dict keeps that order.
             body = {
                 "data": urlencode(message),
@@ -371,7 +381,12 @@ def _parse(text: str) -> dict[str, str]:
         name, equals, value = part.partition("=")
         if not equals or not FIELD_NAME.fullmatch(name.strip().upper()):
             raise GatewayError("interpay: the reply is neither JSON nor NAME=value pairs")
-        reply[name.strip().upper()] = value
+        key = name.strip().upper()
+        if key in reply:
+            # A value that carried "&NAME=" would otherwise make a field of its own (an echoed
+            # email could set CODE or ACK): a reply naming a field twice is not read at all.
+            raise GatewayError(f"interpay: the reply names {key} more than once")
+        reply[key] = value
     return reply
 
 

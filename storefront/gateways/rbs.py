@@ -69,6 +69,9 @@ class RbsGateway(HttpGateway):
     required_settings = ("RBS_USERNAME", "RBS_PASSWORD", "RBS_CALLBACK_KEY")
     # One notification page; the operation it reports (deposited, reversed, …) is in the body.
     callback_kinds = ("notification",)
+    # reverse.do cancels a payment within a limited time after it was made (§2.5), captured
+    # or not; after that the gateway refuses and only refund.do remains.
+    voids_captured = True
 
     def __init__(self, *, url, username, password, callback_key, two_phase, **timeouts):
         super().__init__(**timeouts)

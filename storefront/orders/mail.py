@@ -9,6 +9,7 @@ died mid-send is taken over after ``STOREFRONT_MAIL_CLAIM_TIMEOUT`` seconds.
 
 from __future__ import annotations
 
+import secrets
 import smtplib
 from datetime import timedelta
 from email.message import EmailMessage
@@ -135,7 +136,9 @@ def _deliver(email: EmailMessage, name: str) -> None:
     if not url:
         folder = Path(current_app.instance_path) / "mail"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{name}.eml").write_bytes(bytes(email))
+        # One file per sending, never overwritten: a mail sent twice shows as two files.
+        stamp = f"{now_utc():%Y%m%dT%H%M%S%f}-{secrets.token_hex(3)}"
+        (folder / f"{name}-{stamp}.eml").write_bytes(bytes(email))
         return
     parts = urlsplit(url)
     smtp_class = smtplib.SMTP_SSL if parts.scheme == "smtps" else smtplib.SMTP

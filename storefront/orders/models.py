@@ -29,7 +29,8 @@ _O = OrderState
 ORDER_PIPELINE: dict[OrderState, tuple[OrderState, ...]] = {
     _O.PENDING_PAYMENT: (_O.AUTHORIZED, _O.PAID, _O.ON_HOLD, _O.EXPIRED),
     _O.AUTHORIZED: (_O.PAID, _O.CANCELLED),
-    _O.PAID: (_O.PARTIALLY_REFUNDED, _O.REFUNDED),
+    # CANCELLED: a capture reversed at the gateway before its settlement (BPC/RBS).
+    _O.PAID: (_O.PARTIALLY_REFUNDED, _O.REFUNDED, _O.CANCELLED),
     # A second partial refund is a move too: it is recorded in the history.
     _O.PARTIALLY_REFUNDED: (_O.PARTIALLY_REFUNDED, _O.REFUNDED),
     # Money that arrives after the window closed and the stock went back: a person decides.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import exc, select, update
+from sqlalchemy import exc, func, select, update
 
 from storefront.catalogue.models import Product
 from storefront.extensions import db
@@ -34,6 +34,11 @@ class OutOfStock(Exception):
     def __init__(self, names: list[str]):
         super().__init__(", ".join(names))
         self.names = names
+
+
+class OverLimit(Exception):
+    """The order would hold more stock than one unpaid order or one customer may; the message
+    is written for the customer."""
 
 
 @dataclass(frozen=True)
@@ -76,10 +81,12 @@ def place_order(lines: list[tuple[Product, int]], details: CustomerDetails, chec
     a second tab) finds the order the first one made instead of making another.
 
     :raise OutOfStock: a line's stock ran out since the cart was shown; nothing is stored.
+    :raise OverLimit: more than one unpaid order or one customer may hold; nothing is stored.
     """
     existing = find_by_checkout_key(checkout_key)
     if existing is not None:
         return existing, False
+    check_hold_limits(lines, details.email)
     currency = current_app.config["CURRENCY"]
     window = timedelta(seconds=float(current_app.config["ORDER_PAYMENT_WINDOW"]))
     for _ in range(5):  # a random order number may, rarely, be taken already
@@ -118,6 +125,41 @@ def place_order(lines: list[tuple[Product, int]], details: CustomerDetails, chec
         db.session.commit()
         return order, True
     raise RuntimeError("could not allocate an order number")
+
+
+def check_hold_limits(lines: list[tuple[Product, int]], email: str) -> None:
+    """Stock is reserved for an unpaid order until it is paid or its window closes, so what
+    one order, and one customer's unpaid orders together, may hold is bounded: otherwise one
+    anonymous order could show the whole shop sold out for the length of the window.
+
+    :raise OverLimit: a line, the order or the customer's unpaid orders hold too much.
+    """
+    config = current_app.config
+    per_line, per_order = config["ORDER_MAX_PER_LINE"], config["ORDER_MAX_UNITS"]
+    for product, quantity in lines:
+        if quantity > per_line:
+            raise OverLimit(
+                f"One order can hold at most {per_line} of {product.name}. "
+                "Please lower the quantity in your cart."
+            )
+    units = sum(quantity for _, quantity in lines)
+    if units > per_order:
+        raise OverLimit(
+            f"One order can hold at most {per_order} items. Please place a smaller order."
+        )
+    held = db.session.execute(
+        select(func.coalesce(func.sum(OrderLine.quantity), 0))
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(
+            Order.state == OrderState.PENDING_PAYMENT,
+            func.lower(Order.email) == email.strip().lower(),
+        )
+    ).scalar_one()
+    if held + units > config["CUSTOMER_MAX_UNPAID_UNITS"]:
+        raise OverLimit(
+            "You have other orders waiting for payment. Please pay or let them lapse "
+            "before placing another one."
+        )
 
 
 def _reserve_stock(lines: list[tuple[Product, int]]) -> list[str]:

@@ -101,6 +101,8 @@ def render_order(order: Order, status: int = 200, relayed: bool = False):
     if relayed:
         return render_template("orders/failure.html", form=None, **context), status
     _restore_cart_once(order)
+    if handoff.past_due(order):
+        return render_template("orders/failure.html", form=None, **context), status
     form = PayForm()
     form.gateway.choices = [(g.name, g.title) for g in offered()]
     form.gateway.data = attempt.gateway if attempt else form.gateway.choices[0][0]

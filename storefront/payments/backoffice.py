@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import current_app
 
 from storefront.extensions import db
-from storefront.gateways import get_gateway
+from storefront.gateways import configured, get_gateway
 from storefront.gateways.base import EventKind, GatewayError, GatewayRefused, Journal, Outcome
 from storefront.money import format_money
 from storefront.payments import evidence
@@ -62,11 +62,23 @@ def capture(attempt: PaymentAttempt, amount: int, operator: str) -> PaymentAttem
     )
 
 
+def reversible(attempt: PaymentAttempt) -> bool:
+    """Whether a captured payment may still be cancelled whole at its gateway (before the
+    gateway's settlement; the gateway itself refuses once its time limit passed)."""
+    gateway = configured(attempt.gateway)
+    return bool(
+        gateway is not None
+        and gateway.voids_captured
+        and attempt.state == AttemptState.PAID
+        and attempt.refunded == 0
+    )
+
+
 def void(attempt: PaymentAttempt, operator: str) -> PaymentAttempt:
-    """Release a held payment in full."""
+    """Release a held payment in full, or cancel a capture the gateway can still reverse."""
 
     def allowed(current: PaymentAttempt) -> None:
-        if current.state != AttemptState.AUTHORIZED:
+        if current.state != AttemptState.AUTHORIZED and not reversible(current):
             raise ActionRefused("Only a held (authorised) payment can be voided.")
 
     return _run(

@@ -159,9 +159,12 @@ def abandoned(attempt: PaymentAttempt) -> bool:
 
 
 def under_way(order: Order) -> bool:
-    """Whether a payment of ``order`` may still be going on at the gateway."""
+    """Whether a payment of ``order`` may still be going on at the gateway — including one
+    the placing request is about to start (the order is committed before its attempt)."""
     attempt = order.latest_attempt
-    return attempt is not None and attempt.is_open and not abandoned(attempt)
+    if attempt is None:
+        return order.is_payable and as_utc(order.created_at) > now_utc() - STALE_START
+    return attempt.is_open and not abandoned(attempt)
 
 
 def continue_payment(order: Order) -> Response | tuple[str, int]:
@@ -182,9 +185,15 @@ def pay_again(order: Order, gateway_name: str) -> PaymentAttempt | None:
 
     :raise PaymentNotStarted: the gateway did not register the new attempt.
     """
-    if not order.is_payable or under_way(order):
+    if not order.is_payable or under_way(order) or past_due(order):
         return None
     return start_payment(order, gateway_name)
+
+
+def past_due(order: Order) -> bool:
+    """Whether the order's payment window has closed: its stock is about to go back, and no
+    new payment of it may start (a "try again" must not stretch the hold)."""
+    return as_utc(order.payment_due_by) <= now_utc()
 
 
 def abandon(receipt_token: str, why: str) -> bool:

@@ -55,7 +55,8 @@ ALLOWED_FROM: dict[AttemptState, tuple[AttemptState, ...]] = {
     _S.DECLINED: OPEN_STATES,
     _S.CANCELLED: OPEN_STATES,
     _S.EXPIRED: OPEN_STATES,
-    _S.VOIDED: (*OPEN_STATES, _S.AUTHORIZED),
+    # A capture the gateway cancelled before settlement (BPC/RBS reverse.do) is voided too.
+    _S.VOIDED: (*OPEN_STATES, _S.AUTHORIZED, _S.PAID),
     _S.MISMATCH: (*OPEN_STATES, *FAILED_STATES),
     _S.PARTIALLY_REFUNDED: (_S.PAID, _S.PARTIALLY_REFUNDED),
     _S.REFUNDED: (_S.PAID, _S.PARTIALLY_REFUNDED),

@@ -273,6 +273,8 @@ def _values_from(result: Result, target: S, attempt: PaymentAttempt) -> dict[str
         values["authorized"] = result.amount or attempt.amount
     if target == S.PAID:
         values["captured"] = result.captured if result.captured else (result.amount or 0)
+    if target == S.VOIDED and result.captured is not None:
+        values["captured"] = result.captured  # a reversed capture is no longer captured
     if result.refunded is not None:
         values["refunded"] = result.refunded
     if result.masked_card:
