@@ -22,11 +22,11 @@ back-office amounts are exempt from the page's cents rules so that they can be r
 Run-time settings (``POST /__control/settings``): ``altapay:connect_timeout`` and
 ``altapay:read_timeout`` (the gateway's 7 s / 28 s callback timeouts, from
 ``SANDBOX_ALTAPAY_CONNECT_TIMEOUT``/``_READ_TIMEOUT``), ``altapay:open_delay``,
-``altapay:slow_capture_seconds``. Two shapes clients meet besides the documented ones (§3.1:
-an error "often" has no Body, so sometimes it has one): ``altapay:error_body`` (true: a call
-answered with a Header ErrorCode carries an empty ``<Body/>``; default: no Body, as AltaPay's
-published example) and ``altapay:payments_no_match`` ("omit": a ``payments`` call that matches
-nothing leaves ``<Transactions>`` out; default: an empty ``<Transactions/>``).
+``altapay:slow_capture_seconds``. Two shapes as the live API answers them, each with a setting
+for the other shape clients meet (§3.1): an answer with a Header ErrorCode carries an empty
+``<Body/>`` (``altapay:error_body`` false: no Body at all, as in AltaPay's published example);
+a ``payments`` call that matches nothing leaves ``<Transactions>`` out and echoes its filter in
+``ResultFilter`` (``altapay:payments_no_match`` "empty": an empty ``<Transactions/>``).
 
 Callback faults (op ``callback``, taken by the next result callback or notification):
 ``bad_checksum``, ``no_checksum``, ``tamper_amount`` (``amount``: posted amount and xml changed
@@ -357,7 +357,7 @@ def _xml_answer(text: str, status: int = 200) -> Response:
 @bp.errorhandler(ApiError)
 def _api_error(error: ApiError):
     method = (request.view_args or {}).get("method") or request.path.rsplit("/", 1)[-1]
-    body = Element("Body") if store().setting("altapay:error_body", False) else None
+    body = Element("Body") if store().setting("altapay:error_body", True) else None
     return _xml_answer(_api_response(method, body, store().now(), error.code, str(error)))
 
 
@@ -534,8 +534,11 @@ def payments():
         and (not shop or shop == SHOP_NAME)
     ]
     body = Element("Body")
-    SubElement(body, "ResultFilter")
-    if rows or store().setting("altapay:payments_no_match", "empty") != "omit":
+    echoed = SubElement(body, "ResultFilter")
+    for name, value in sorted(form.items()):
+        if name in ("transaction_id", "payment_id", "shop_orderid", "terminal", "shop"):
+            _el(echoed, name, value)
+    if rows or store().setting("altapay:payments_no_match", "omit") != "omit":
         holder = SubElement(body, "Transactions")
         for txn in rows[:MAX_PAYMENTS_ROWS]:
             holder.append(_transaction_xml(txn))
