@@ -24,7 +24,7 @@ from storefront.gateways.base import (
 from storefront.gateways.interpay import InterPayGateway, from_config
 from tests.servers import serving
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "interpay" / "examples.txt"
+EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "interpay" / "examples.txt"
 RETURN_URL = "https://shop.example/pay/interpay/return/tok-1"
 
 
