@@ -1,9 +1,12 @@
 # make run   — the shop on http://127.0.0.1:5000 with the sandbox gateway and a demo catalogue
+#              (make run PORT=5050 HOST=0.0.0.0 for another port or address)
 # make test  — the test suite (installs what it needs: a virtualenv, and Debian's chromium)
 # make lint  — ruff
 # make bench — the benchmarks (prints figures; asserts nothing)
 
 PYTHON ?= python3
+PORT ?= 5000
+HOST ?= 127.0.0.1
 VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
@@ -11,15 +14,22 @@ FLASK := $(BIN)/flask --app app
 .PHONY: run test lint format bench browser clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "Storefront needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) -V 2>&1)." >&2; \
+	  echo "Install one and run e.g. make PYTHON=python3.12 (pyproject.toml: requires-python)." >&2; \
+	  exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Every return and callback URL the gateways get is built from STOREFRONT_PUBLIC_URL: it must
+# name this shop's port, or a second shop sends its gateways to whatever runs on :5000.
+run: export STOREFRONT_PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 run: $(BIN)/.installed
 	$(FLASK) db upgrade
 	$(FLASK) seed
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	$(FLASK) run --host $(HOST) --port $(PORT)
 
 # The exactly-once tests run two server processes against PostgreSQL; the script installs and
 # starts it when none answers (as root), and prints the URL the tests create databases from.
