@@ -1,25 +1,45 @@
 # make run   — the shop on http://127.0.0.1:5000 with the sandbox gateway and a demo catalogue
+#              (make run PORT=5050 HOST=0.0.0.0 for another port or address)
 # make test  — the test suite (installs what it needs: a virtualenv, and Debian's chromium)
-# make lint  — ruff
+# make lint  — ruff and mypy
+# make lock  — regenerate requirements.txt and requirements-dev.txt from the .in files
 # make bench — the benchmarks (prints figures; asserts nothing)
 
 PYTHON ?= python3
+PORT ?= 5000
+HOST ?= 127.0.0.1
 VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run test lint format bench browser clean
+.PHONY: run test lint format bench browser lock clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "Storefront needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) -V 2>&1)." >&2; \
+	  echo "Install one and run e.g. make PYTHON=python3.12 (pyproject.toml: requires-python)." >&2; \
+	  exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@
 
+# The locks pin every package of the tree with the hashes of its files; the .in files are the
+# hand-edited top-level lists. The dev lock is held to the runtime lock's versions
+# (requirements-dev.in takes requirements.txt as a constraint). Pins already in a lock are kept:
+# upgrade with make lock LOCK_FLAGS="--upgrade-package NAME" (or --upgrade for everything).
+PIP_COMPILE = $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(LOCK_FLAGS)
+lock: $(BIN)/.installed
+	$(PIP_COMPILE) --output-file requirements.txt requirements.in
+	$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in
+
+# Every return and callback URL the gateways get is built from STOREFRONT_PUBLIC_URL: it must
+# name this shop's port, or a second shop sends its gateways to whatever runs on :5000.
+run: export STOREFRONT_PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 run: $(BIN)/.installed
 	$(FLASK) db upgrade
 	$(FLASK) seed
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	$(FLASK) run --host $(HOST) --port $(PORT)
 
 # The exactly-once tests run two server processes against PostgreSQL; the script installs and
 # starts it when none answers (as root), and prints the URL the tests create databases from.
@@ -39,6 +59,7 @@ browser:
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(BIN)/.installed
 	$(BIN)/ruff format .

@@ -25,7 +25,7 @@ from storefront.gateways.base import (
 from tests.adapters import settings
 from tests.servers import serving
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "altapay"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "altapay"
 SECRET = "mySharedSecret"
 BILLION_LAUGHS = """<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">

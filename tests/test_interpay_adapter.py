@@ -25,7 +25,7 @@ from storefront.gateways.interpay import InterPayGateway
 from tests.adapters import settings
 from tests.servers import serving
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "interpay" / "examples.txt"
+EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "interpay" / "examples.txt"
 RETURN_URL = "https://shop.example/pay/interpay/return/tok-1"
 
 

@@ -21,7 +21,7 @@ from storefront.gateways.base import (
 from storefront.gateways.rbs import RbsGateway, checksum
 from tests.servers import serving
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "rbs"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rbs"
 
 
 def fixture(name: str) -> dict:

@@ -23,7 +23,7 @@ from sandbox.rbs import checksum as sandbox_checksum
 from tests.conftest import CONTROL_TOKEN, SandboxControl
 from tests.servers import serving
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "rbs"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rbs"
 CREDENTIALS = {"userName": "sandbox-merchant", "password": "sandbox-password"}
 CALLBACK_KEY = "sandbox-callback-key"
 RETURN_URL = "https://shop.example/pay/rbs/return?token=abc"
