@@ -73,8 +73,8 @@ def evidence_of(shop, attempt_id: int) -> list[tuple[str, str]]:
 
     with shop.db() as session:
         rows = session.execute(
-            select(PaymentEvent).where(PaymentEvent.attempt_id == attempt_id).order_by(
-                PaymentEvent.id
-            )
+            select(PaymentEvent)
+            .where(PaymentEvent.attempt_id == attempt_id)
+            .order_by(PaymentEvent.id)
         ).scalars()
         return [(str(e.kind), e.summary) for e in rows]
