@@ -121,6 +121,9 @@ class Notice:
     gateway_id: str | None = None
     result: Result | None = None
     kind: str = ""  # the callback page: "ok", "fail", "open", "notification", …
+    # What a signed notice without a body says happened, without amounts (BPC/RBS
+    # "deposited"): enough to see a repeat of what the shop already holds, never to decide.
+    says: Outcome | None = None
 
 
 class GatewayError(Exception):

@@ -47,6 +47,14 @@ ORDER_STATUS = {
     7: Outcome.PENDING,  # pending payment (newer API versions)
     8: Outcome.PAID,  # intermediate completion: partly deposited
 }
+# A successful callback's operation → what it reports (§2.6). A refund is left out: its amount
+# is not in the notice, and a second partial refund must be read from the status query.
+OPERATIONS = {
+    "approved": Outcome.AUTHORIZED,
+    "deposited": Outcome.PAID,
+    "reversed": Outcome.VOIDED,
+    "declinedByTimeout": Outcome.EXPIRED,
+}
 ACTION_CODE_EXPIRED = -2007  # the payment page session ran out
 ACTION_CODE_CANCELLED = 10  # the cardholder cancelled
 GATEWAY_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -149,7 +157,15 @@ class RbsGateway(HttpGateway):
             if not checksums_match(given.upper(), expected):
                 raise BadNotice("checksum missing or wrong", reference=number, gateway_id=md_order)
         # Even a signed callback only says that something happened: the status query decides.
-        return Notice(trigger=Trigger.CALLBACK, kind=kind, reference=number, gateway_id=md_order)
+        # What it says is kept, so that a repeat of what the shop holds needs no query.
+        says = OPERATIONS.get(params.get("operation", "")) if params.get("status") == "1" else None
+        return Notice(
+            trigger=Trigger.CALLBACK,
+            kind=kind,
+            reference=number,
+            gateway_id=md_order,
+            says=says if self.callback_key else None,
+        )
 
     def fetch_result(self, attempt: AttemptRef, journal: Journal) -> Result:
         query = {"orderId": attempt.gateway_id} if attempt.gateway_id else {}

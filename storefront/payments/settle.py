@@ -108,6 +108,18 @@ def settle(
     place. Returns the word applied (``unknown`` when the gateway could not be asked)."""
     gateway = get_gateway(attempt.gateway)
     journal = journal or Journal()
+    if notice is not None and notice.says is not None and _holds(attempt, notice.says):
+        # A signed notice of what the attempt already records (a gateway's retry, a duplicate):
+        # kept as evidence and acknowledged, without another round trip to the gateway.
+        evidence.keep(journal, attempt.id, cause)
+        evidence.add(
+            attempt.id,
+            EventKind.DECISION,
+            f"{cause}: a repeat of what the shop holds ({attempt.state}); not asked again",
+            cause,
+        )
+        db.session.commit()
+        return Result(outcome=notice.says, codes="repeat")
     result = learn(attempt, notice, journal)
     if notice is not None and notice.result is not None:
         target, reason = decide(attempt, result, gateway)
@@ -134,6 +146,13 @@ def settle(
         _acknowledge(attempt, gateway, journal, cause)
     mail.drain_after_response()
     return result
+
+
+def _holds(attempt: PaymentAttempt, says: Outcome) -> bool:
+    """Whether the attempt already is where a notice saying ``says`` would move it."""
+    if says is Outcome.PAID:
+        return attempt.state == S.PAID and attempt.refunded == 0
+    return attempt.state == TARGET.get(says)
 
 
 def _repeats(attempt: PaymentAttempt, target: S | None, result: Result) -> bool:
