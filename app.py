@@ -18,11 +18,26 @@ app = create_app()
 if app.config["SANDBOX"]:
     from sandbox import create_app as create_sandbox
 
+    # The mounted sandbox knows the shop by the shop's own credentials: a public demo that sets
+    # its own (STOREFRONT_RBS_PASSWORD, …) keeps strangers out of the sandbox's merchant APIs,
+    # which name each payment's customer as a real gateway's do.
+    SHARED = (
+        "RBS_USERNAME",
+        "RBS_PASSWORD",
+        "RBS_CALLBACK_KEY",
+        "ALTAPAY_USERNAME",
+        "ALTAPAY_PASSWORD",
+        "ALTAPAY_TERMINAL",
+        "ALTAPAY_SECRET",
+        "INTERPAY_TERMID",
+        "INTERPAY_PASS",
+    )
     sandbox = create_sandbox(
         {
             "SANDBOX_DB": str(Path(app.instance_path) / "sandbox.db"),
             # The demo InterPay terminal charges in the shop's own currency.
             "SANDBOX_INTERPAY_CURRENCY": app.config["INTERPAY_CURRENCY"],
+            **{f"SANDBOX_{name}": app.config[name] for name in SHARED},
         }
     )
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/sandbox": sandbox})

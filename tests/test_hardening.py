@@ -500,3 +500,33 @@ def test_a_repeated_notice_about_a_settled_payment_needs_no_status_query(shop, s
     answer = requests.post(f"{shop.url}/pay/rbs/callback/notification", data=refund, timeout=10)
     assert answer.status_code == 200, answer.text
     assert count(evidence_of(shop, attempt.id), "getOrderStatusExtended.do") == queries + 2
+
+
+def test_the_mounted_sandbox_takes_the_shops_own_credentials(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, app; "
+        "sandbox = app.app.wsgi_app.mounts['/sandbox']; "
+        "print(json.dumps({k: sandbox.config[k] for k in "
+        "('SANDBOX_RBS_PASSWORD', 'SANDBOX_ALTAPAY_SECRET', 'SANDBOX_INTERPAY_PASS')}))"
+    )
+    env = {
+        **os.environ,
+        "STOREFRONT_INSTANCE_PATH": str(tmp_path),
+        "STOREFRONT_RBS_PASSWORD": "a-demo-of-its-own",
+        "STOREFRONT_ALTAPAY_SECRET": "another-secret",
+        "STOREFRONT_INTERPAY_PASS": "third",
+    }
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(  # noqa: S603 - our own interpreter on our own module
+        [sys.executable, "-c", probe], cwd=root, env=env, capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout.splitlines()[-1]) == {
+        "SANDBOX_RBS_PASSWORD": "a-demo-of-its-own",
+        "SANDBOX_ALTAPAY_SECRET": "another-secret",
+        "SANDBOX_INTERPAY_PASS": "third",
+    }
