@@ -56,6 +56,7 @@ def register_extensions(app: Flask) -> None:
     # Import the models so that metadata knows every table (migrations, create_all).
     from storefront import ratelimit as _ratelimit  # noqa: F401
     from storefront.admin import models as _admin  # noqa: F401
+    from storefront.admin import sessions as _sessions  # noqa: F401
     from storefront.catalogue import models as _catalogue  # noqa: F401
     from storefront.orders import models as _orders  # noqa: F401
     from storefront.payments import models as _payments  # noqa: F401

@@ -92,12 +92,10 @@ class _SqliteWriters:
             return False
         if self.path is None or fcntl is None:
             return True
-        if self.pid != os.getpid():  # a forked worker needs a file description of its own
-            self.file = os.open(self.path + "-writers", os.O_RDWR | os.O_CREAT, 0o600)
-            self.pid = os.getpid()
+        descriptor = self._descriptor(self.path)
         while True:  # one thread per process waits here, in short steps
             try:
-                fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return True
             except BlockingIOError:
                 if time.monotonic() > deadline:
@@ -105,8 +103,15 @@ class _SqliteWriters:
                     return False
                 time.sleep(0.002)
 
+    def _descriptor(self, path: str) -> int:
+        if self.file is None or self.pid != os.getpid():
+            # A forked worker needs a file description of its own.
+            self.file = os.open(path + "-writers", os.O_RDWR | os.O_CREAT, 0o600)
+            self.pid = os.getpid()
+        return self.file
+
     def release(self) -> None:
-        if self.path is not None and fcntl is not None:
+        if self.path is not None and fcntl is not None and self.file is not None:
             fcntl.flock(self.file, fcntl.LOCK_UN)
         self.lock.release()
 

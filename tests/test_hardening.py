@@ -530,3 +530,37 @@ def test_the_mounted_sandbox_takes_the_shops_own_credentials(tmp_path):
         "SANDBOX_ALTAPAY_SECRET": "another-secret",
         "SANDBOX_INTERPAY_PASS": "third",
     }
+
+
+@scenario(
+    "A staff cookie saved before signing out, sent again afterwards → the sign-in page, not "
+    "the admin (signing out revokes the session on the server)",
+    gateway="rbs",
+)
+def test_signing_out_revokes_a_saved_staff_cookie(app):
+    from storefront.admin.models import StaffUser
+    from tests.browser import Page
+
+    with app.app_context():
+        user = StaffUser(email="owner@example.com", name="Owner")
+        user.set_password("correct horse battery staple")
+        db.session.add(user)
+        db.session.commit()
+    client = app.test_client()
+    form = Page.from_test_client(client.get("/admin/sign-in")).form("/admin/sign-in")
+    client.post(
+        "/admin/sign-in",
+        data={
+            **form.fields,
+            "email": "owner@example.com",
+            "password": "correct horse battery staple",
+        },
+    )
+    assert client.get("/admin/orders").status_code == 200
+    saved = client.get_cookie("session").value
+    page = Page.from_test_client(client.get("/admin/orders"))
+    client.post("/admin/sign-out", data=page.form("/admin/sign-out").fields)
+    thief = app.test_client()
+    thief.set_cookie("session", saved)
+    answer = thief.get("/admin/orders")
+    assert answer.status_code == 302 and "/admin/sign-in" in answer.headers["Location"]

@@ -18,6 +18,7 @@ from flask import current_app, g, redirect, request, session, url_for
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from storefront.admin import sessions
 from storefront.admin.models import StaffUser, normalise_email
 from storefront.extensions import db
 from storefront.ratelimit import count, hit
@@ -52,8 +53,11 @@ def _staff_from_session() -> StaffUser | None:
     if not isinstance(data, dict):
         return None
     staff_id, stamp, signed_in_at = data.get("id"), data.get("stamp"), data.get("at")
+    sid = data.get("sid")
     if not isinstance(staff_id, int) or not isinstance(signed_in_at, int | float):
         return None
+    if not isinstance(sid, str) or sessions.has_ended(sid):
+        return None  # signed out: a copy of the cookie kept from before is worth nothing
     if time.time() - signed_in_at > setting("ADMIN_SESSION_HOURS") * 3600:
         return None
     user = db.session.get(StaffUser, staff_id)
@@ -123,13 +127,21 @@ def authenticate(email: str, password: str, address: str) -> StaffUser:
 
 def start_session(user: StaffUser) -> None:
     session.clear()
-    session[SESSION_KEY] = {"id": user.id, "stamp": user.session_stamp, "at": int(time.time())}
+    session[SESSION_KEY] = {
+        "id": user.id,
+        "stamp": user.session_stamp,
+        "at": int(time.time()),
+        "sid": sessions.new_sid(),
+    }
     user.last_login_at = now_utc()
     db.session.commit()
     g.staff = user
 
 
 def end_session() -> None:
+    data = session.get(SESSION_KEY)
+    if isinstance(data, dict) and isinstance(data.get("sid"), str):
+        sessions.end(data["sid"])
     session.clear()
     g.staff = None
 

@@ -92,7 +92,7 @@ class InterPayGateway(HttpGateway):
             raise ValueError("INTERPAY_URL must hold one or two server URLs")
         if encoding not in ("json", "legacy"):
             raise ValueError("INTERPAY_ENCODING must be json or legacy")
-        self.urls = [u if u.endswith("/") else u + "/" for u in urls]
+        self.servers = [u if u.endswith("/") else u + "/" for u in urls]
         self.termid = termid
         self.password = password
         self.ack = ack
@@ -310,7 +310,7 @@ class InterPayGateway(HttpGateway):
         """
         message = {"TERMID": self.termid, "PASS": self.password, "TYPE": "W", "ACTION": action}
         message.update(fields)
-        servers = self.urls if len(self.urls) == 2 else self.urls * 2
+        servers = self.servers if len(self.servers) == 2 else self.servers * 2
         for n, url in enumerate(servers):
             reply = self._post(url, message, journal)
             if reply is not None and not _server_fault(reply["CODE"]):
@@ -325,6 +325,7 @@ class InterPayGateway(HttpGateway):
         :raise GatewayRefused: a value the legacy encoding cannot carry unambiguously.
         """
         shown = {k: v for k, v in message.items() if k != "PASS"}
+        body: dict[str, Any]
         if self.encoding == "json":
             body = {"json_body": dict(message), "headers": {"Accept": "application/json"}}
         else:
