@@ -495,7 +495,7 @@ def _status_body(order: Mapping) -> dict:
     body["paymentAmountInfo"] = {
         "paymentState": PAYMENT_STATE[order["orderStatus"]],
         "approvedAmount": order["approvedAmount"],
-        "depositedAmount": order["depositedAmount"],
+        "depositedAmount": _deposited_as_shown(order),
         "refundedAmount": order["refundedAmount"],
         "totalAmount": order["amount"],
     }
@@ -622,7 +622,7 @@ def _apply_refund(doc: dict, amount: int, expected, external_id, now: float):
             return False, earlier
     _require_status(doc, (DEPOSITED, REFUNDED), "Refund")
     deposited = doc["depositedAmount"]
-    if expected is not None and expected != deposited:
+    if expected is not None and expected != _deposited_as_shown(doc):
         raise Refusal(
             7, f"expectedDepositedAmount {expected} does not match the deposited amount {deposited}"
         )
@@ -638,6 +638,16 @@ def _apply_refund(doc: dict, amount: int, expected, external_id, now: float):
     doc["refunds"].append(record)
     doc.update(orderStatus=REFUNDED, refundedAmount=doc["refundedAmount"] + value, refundedDate=now)
     return True, record
+
+
+def _deposited_as_shown(order: Mapping) -> int:
+    """The deposited amount as this deployment reports it, and as ``expectedDepositedAmount``
+    is held against. The protocol's text reads either way, and gateways differ: the total
+    deposited (the default), or with ``rbs:refund_guard`` = "net" what is left of it after the
+    refunds made so far."""
+    if store().setting("rbs:refund_guard", "deposited") == "net":
+        return int(order["depositedAmount"]) - int(order["refundedAmount"])
+    return int(order["depositedAmount"])
 
 
 def _optional_amount(value: str | None, name: str) -> int | None:

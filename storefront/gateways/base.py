@@ -131,11 +131,16 @@ class GatewayError(Exception):
 
 
 class GatewayRefused(Exception):
-    """The gateway answered and said no (bad parameters, credentials, a duplicate)."""
+    """The gateway answered and said no (bad parameters, credentials, a duplicate).
 
-    def __init__(self, message: str, code: str = ""):
+    ``result`` is the payment's state as the gateway gave it right after refusing, where the
+    adapter asked (a refusal can mean that the shop's view of the amounts was stale).
+    """
+
+    def __init__(self, message: str, code: str = "", result: Result | None = None):
         super().__init__(message)
         self.code = code
+        self.result = result
 
 
 class BadNotice(ValueError):

@@ -181,10 +181,23 @@ class RbsGateway(HttpGateway):
         return self._order_action("reverse.do", attempt, journal)
 
     def refund(self, attempt: AttemptRef, amount: int, journal: Journal) -> Result:
-        # Refunds are retried by the operator; the gateway's idempotency guard is the deposited
-        # amount we expect (a second refund of the same state is refused, not repeated).
-        extra = {"expectedDepositedAmount": str(attempt.captured)} if attempt.captured else {}
-        return self._order_action("refund.do", attempt, journal, amount=amount, **extra)
+        # externalRefundId makes a repeated refund the same refund (§2.5): the id names the
+        # refund by what it starts from and its amount, so a request whose answer was lost and
+        # that is sent again moves no money twice. expectedDepositedAmount is not sent: the
+        # protocol's text can be read as the total deposited or as what is left after earlier
+        # refunds, and deployments differ.
+        refund_id = f"{attempt.reference}-{attempt.refunded}-{amount}"
+        try:
+            return self._order_action(
+                "refund.do", attempt, journal, amount=amount, externalRefundId=refund_id
+            )
+        except GatewayRefused as refused:
+            # Our view of the amounts may be stale: say what the gateway holds now.
+            try:
+                fresh = self.fetch_result(attempt, journal)
+            except GatewayError:
+                fresh = None  # the refusal stands; the amounts are read another time
+            raise GatewayRefused(str(refused), refused.code, result=fresh) from refused
 
     def _order_action(self, method, attempt, journal, amount=None, **extra) -> Result:
         if not attempt.gateway_id:

@@ -133,6 +133,8 @@ def _run(attempt: PaymentAttempt, action: str, operator: str, allowed, call) -> 
     try:
         result = call(gateway, attempt_ref(attempt), journal)
     except GatewayRefused as refused:
+        if refused.result is not None:  # the gateway's own amounts, read after it refused
+            apply_result(attempt, refused.result, journal, cause)
         _record(attempt, journal, cause, f"{action} refused by the gateway: {refused}")
         release_action(attempt)
         raise ActionRefused(f"The gateway refused: {refused}") from refused
