@@ -272,6 +272,7 @@ def notices(page: Page) -> list[str]:
 # Sign-in required ------------------------------------------------------------------------------
 def _admin_urls(app, methods: set[str]) -> list[str]:
     samples = {"number": "10000001", "attempt_id": "1", "anything": "no/such/page"}
+    samples |= {"product_id": "1", "category_id": "1", "staff_id": "1"}
     urls = []
     with app.test_request_context():
         for rule in app.url_map.iter_rules():

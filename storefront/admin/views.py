@@ -381,3 +381,7 @@ def unknown(anything: str):
     except HTTPException:
         abort(404)
     raise MethodNotAllowed(valid_methods=["POST"])
+
+
+# The catalogue and stock pages join this blueprint (and its guard) from their module.
+from storefront.admin import catalogue  # noqa: E402, F401
