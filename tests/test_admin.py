@@ -72,7 +72,8 @@ class Back:
 
 def make_staff(app, email: str = EMAIL, password: str = PASSWORD, active: bool = True) -> None:
     with app.app_context():
-        user = StaffUser(email=email, name="Olive Operator", active=active)
+        # An owner: these tests exercise every page and action, payments included.
+        user = StaffUser(email=email, name="Olive Operator", active=active, role="owner")
         user.set_password(password)
         db.session.add(user)
         db.session.commit()

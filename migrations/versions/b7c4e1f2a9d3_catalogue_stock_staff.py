@@ -1,7 +1,7 @@
 """Catalogue and stock from the admin, stock history, staff roles and a second factor
 
 category.parent_id; product.upload and product.tax_class; the stock_movement and audit_entry
-tables; staff_user.role, can_refund and the TOTP columns.
+tables; staff_user.role, can_refund, session_epoch and the TOTP columns.
 
 Revision ID: b7c4e1f2a9d3
 Revises: a1f3c2d4e5b6
@@ -86,15 +86,20 @@ def upgrade():
             sa.Column("totp_enabled", sa.Boolean(), nullable=False, server_default=sa.false())
         )
         batch_op.add_column(sa.Column("totp_last_step", sa.Integer(), nullable=True))
+        batch_op.add_column(
+            sa.Column("session_epoch", sa.Integer(), nullable=False, server_default="0")
+        )
     # The defaults were for the rows already there; new accounts always say what they are.
     with op.batch_alter_table("staff_user", schema=None) as batch_op:
         batch_op.alter_column("role", server_default=None)
         batch_op.alter_column("can_refund", server_default=None)
         batch_op.alter_column("totp_enabled", server_default=None)
+        batch_op.alter_column("session_epoch", server_default=None)
 
 
 def downgrade():
     with op.batch_alter_table("staff_user", schema=None) as batch_op:
+        batch_op.drop_column("session_epoch")
         batch_op.drop_column("totp_last_step")
         batch_op.drop_column("totp_enabled")
         batch_op.drop_column("totp_secret")

@@ -73,6 +73,8 @@ class StaffUser(db.Model):
     totp_enabled: Mapped[bool] = mapped_column(default=False)
     # The last time step a code was accepted for: a code works once.
     totp_last_step: Mapped[int | None]
+    # Raised on deactivation: the sessions opened before stay ended after a reactivation.
+    session_epoch: Mapped[int] = mapped_column(default=0)
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -83,8 +85,9 @@ class StaffUser(db.Model):
     @property
     def session_stamp(self) -> str:
         """A fingerprint of the password hash kept in the session: setting a new password
-        signs out every session that was opened with the old one."""
-        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:20]
+        signs out every session that was opened with the old one; so does a new epoch."""
+        seed = self.password_hash + (f":{self.session_epoch}" if self.session_epoch else "")
+        return hashlib.sha256(seed.encode()).hexdigest()[:20]
 
     @property
     def display_name(self) -> str:
