@@ -118,7 +118,7 @@ def test_price_and_details_edited_show_in_the_shop_at_once(app, client, office, 
         assert (entry.actor, entry.action, entry.detail) == (
             OWNER,
             "product edited",
-            "price 1250 → 990",
+            "price 12.50 → 9.90",
         )
 
 

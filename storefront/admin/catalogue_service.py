@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import selectinload
 from wtforms.fields.choices import SelectChoice
@@ -15,6 +16,7 @@ from storefront.catalogue import stock
 from storefront.catalogue.models import Category, Product, StockMovement, StockReason
 from storefront.catalogue.seed import slugify
 from storefront.extensions import db
+from storefront.money import to_major
 from storefront.orders.models import Order, OrderLine
 
 HISTORY_SHOWN = 200
@@ -97,6 +99,13 @@ def _free_slug(model, wanted: str, own_id: int | None, typed: bool) -> str:
         candidate = f"{wanted[: model.slug.type.length - 6]}-{n}"
 
 
+def _shown(value) -> str:
+    """A price (minor units) as typed in the admin; anything else as it is."""
+    if isinstance(value, int):
+        return to_major(value, current_app.config["CURRENCY"])
+    return str(value)
+
+
 def save_product(product: Product | None, data: ProductData, picture, actor: str) -> Product:
     """Create (``product`` None) or update a product, with a new picture if one was sent.
 
@@ -127,14 +136,14 @@ def save_product(product: Product | None, data: ProductData, picture, actor: str
         product.upload = upload
     db.session.flush()
     if creating:
-        audit.record(actor, "product created", product.name, f"price {data.price}")
+        audit.record(actor, "product created", product.name, f"price {_shown(data.price)}")
         if data.stock:
             stock.adjust(product, data.stock, StockReason.MANUAL, "initial stock", actor)
     else:
         changes = [
-            f"{k} {before[k]} → {getattr(product, k)}"
-            for k in before
-            if before[k] != getattr(product, k)
+            f"{key} {_shown(was)} → {_shown(getattr(product, key))}"
+            for key, was in before.items()
+            if was != getattr(product, key)
         ]
         audit.record(actor, "product edited", product.name, "; ".join(changes))
     if upload:
