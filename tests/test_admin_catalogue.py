@@ -402,3 +402,27 @@ def test_the_service_refuses_nesting_two_levels_deep_too(app):
         other = service.save_category(None, "Coffee", "", "", 2, 0, OWNER)
         with pytest.raises(service.CatalogueRefused, match="cannot go inside another"):
             service.save_category(top, "Tea", "tea", "", 1, other.id, OWNER)
+
+
+def test_the_product_form_needs_its_csrf_token_even_with_a_picture(app, office, coffee):
+    form = office.get("/admin/products/new").form("/admin/products/new")
+    fields = {**form.fields, "csrf_token": "forged", "name": "Forged", "price": "1.00"}
+    fields["picture"] = (BytesIO(picture()), "bag.png")
+    response = office.client.post(
+        "/admin/products/new", data=fields, content_type="multipart/form-data"
+    )
+    assert (
+        response.status_code == 422
+        and "This form has expired or was sent from elsewhere" in response.get_data(as_text=True)
+    )
+    assert product_named(app, "Forged") is None
+    response = office.client.post("/admin/categories/new", data={"name": "Forged", "position": "1"})
+    assert response.status_code == 400
+
+
+def test_a_palette_png_with_transparency_keeps_it(app, client, office, coffee):
+    out = BytesIO()
+    Image.new("P", (20, 20), 0).save(out, format="PNG", transparency=0)
+    add_product(office, files={"picture": (out.getvalue(), "clear.png")}, image_alt="Nothing")
+    served = fetched(client, f"/media/{product_named(app, 'Kenya Nyeri, 250 g').upload}")
+    assert Image.open(BytesIO(served.data)).mode == "RGBA"

@@ -303,3 +303,15 @@ def test_staff_without_the_permission_cannot_move_money_and_the_gateway_is_not_c
     assert "may not capture, void or refund payments" in page
     assert at_the_sandbox(sandbox, attempt.reference)["refundedAmount"] == 0
     assert attempt_state(shop, attempt.id) == (AttemptState.PAID, 2500, 0)
+
+
+def test_staff_forms_need_their_csrf_token(app, owner):
+    response = owner.client.post(
+        "/admin/staff/new",
+        data={"email": CLERK, "password": PASSWORD, "repeat": PASSWORD, "role": "owner"},
+    )
+    assert response.status_code == 400
+    owner_id = account(app, OWNER).id
+    assert owner.client.post(f"/admin/staff/{owner_id}/two-step").status_code == 400
+    with app.app_context():
+        assert db.session.execute(select(StaffUser.email)).scalars().all() == [OWNER]

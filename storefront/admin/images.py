@@ -90,7 +90,9 @@ def _cleaned(picture: Image.Image) -> Image.Image:
     """The picture's pixels alone, upright and bounded in size: a new image without metadata."""
     upright = ImageOps.exif_transpose(picture)
     if upright.mode not in ("RGB", "RGBA", "L"):
-        upright = upright.convert("RGBA" if "A" in upright.getbands() else "RGB")
+        # Palette, CMYK, 16-bit…: to RGB, keeping transparency where there was some.
+        clear = "A" in upright.getbands() or "transparency" in upright.info
+        upright = upright.convert("RGBA" if clear else "RGB")
     if picture.format == "JPEG" and upright.mode == "RGBA":
         upright = upright.convert("RGB")
     upright.thumbnail((MAX_SIDE, MAX_SIDE))
