@@ -426,3 +426,14 @@ def test_a_palette_png_with_transparency_keeps_it(app, client, office, coffee):
     add_product(office, files={"picture": (out.getvalue(), "clear.png")}, image_alt="Nothing")
     served = fetched(client, f"/media/{product_named(app, 'Kenya Nyeri, 250 g').upload}")
     assert Image.open(BytesIO(served.data)).mode == "RGBA"
+
+
+def test_a_relative_upload_folder_is_the_same_for_saving_and_serving(
+    app, client, office, coffee, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    app.config["UPLOAD_FOLDER"] = "pictures"
+    add_product(office, files={"picture": (picture(), "bag.png")}, image_alt="A bag")
+    name = product_named(app, "Kenya Nyeri, 250 g").upload
+    assert (tmp_path / "pictures" / name).is_file()
+    assert fetched(client, f"/media/{name}").status_code == 200

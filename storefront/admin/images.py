@@ -43,7 +43,10 @@ class ImageRefused(ValueError):
 def folder() -> Path:
     """Where uploads live: STOREFRONT_UPLOAD_FOLDER, else the instance folder's uploads/."""
     configured = current_app.config["UPLOAD_FOLDER"]
-    return Path(configured) if configured else Path(current_app.instance_path) / "uploads"
+    # Resolved here, once: Flask would read a relative folder from the package when serving.
+    return (
+        Path(configured) if configured else Path(current_app.instance_path) / "uploads"
+    ).resolve()
 
 
 def save_upload(stream) -> str:
