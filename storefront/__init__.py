@@ -63,6 +63,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from storefront.admin.images import media
     from storefront.admin.views import bp as admin
     from storefront.cart.views import bp as cart
     from storefront.catalogue.views import bp as catalogue
@@ -70,7 +71,7 @@ def register_blueprints(app: Flask) -> None:
     from storefront.orders.views import bp as orders
     from storefront.payments.views import bp as payments
 
-    for blueprint in (catalogue, cart, checkout, orders, payments, admin):
+    for blueprint in (catalogue, cart, checkout, orders, payments, admin, media):
         app.register_blueprint(blueprint)
 
 

@@ -160,6 +160,11 @@ SETTINGS: dict[str, Setting] = {
     "ADMIN_SIGN_IN_WINDOW": Setting(number, 900.0),
     "ADMIN_SESSION_HOURS": Setting(number, 12.0),
     "ADMIN_ORDERS_PER_PAGE": Setting(whole, 25),
+    # Where product pictures uploaded in the admin are kept ("" = instance/uploads/).
+    "UPLOAD_FOLDER": Setting(text, ""),
+    # The largest product picture accepted, in bytes (the upload form alone may exceed
+    # MAX_CONTENT_LENGTH, by this much).
+    "UPLOAD_MAX_BYTES": Setting(whole, 5 * 1024 * 1024),
 }
 
 

@@ -73,7 +73,8 @@ class Back:
 
 def make_staff(app, email: str = EMAIL, password: str = PASSWORD, active: bool = True) -> None:
     with app.app_context():
-        user = StaffUser(email=email, name="Olive Operator", active=active)
+        # An owner: these tests exercise every page and action, payments included.
+        user = StaffUser(email=email, name="Olive Operator", active=active, role="owner")
         user.set_password(password)
         db.session.add(user)
         db.session.commit()
@@ -271,6 +272,7 @@ def notices(page: Page) -> list[str]:
 # Sign-in required ------------------------------------------------------------------------------
 def _admin_urls(app, methods: set[str]) -> list[str]:
     samples = {"number": "10000001", "attempt_id": "1", "anything": "no/such/page"}
+    samples |= {"product_id": "1", "category_id": "1", "staff_id": "1"}
     urls = []
     with app.test_request_context():
         for rule in app.url_map.iter_rules():

@@ -1,7 +1,7 @@
 """Staff sign-ins that ended (signing out revokes the cookie)
 
 Revision ID: b2c4d6e8f0a1
-Revises: a1f3c2d4e5b6
+Revises: b7c4e1f2a9d3
 Create Date: 2026-12-02 07:20:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'b2c4d6e8f0a1'
-down_revision = 'a1f3c2d4e5b6'
+down_revision = 'b7c4e1f2a9d3'
 branch_labels = None
 depends_on = None
 

@@ -14,12 +14,13 @@ import secrets
 import time
 from urllib.parse import urlsplit
 
-from flask import current_app, g, redirect, request, session, url_for
+from flask import current_app, flash, g, redirect, request, session, url_for
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from storefront.admin import sessions
+from storefront.admin import sessions, twofactor
 from storefront.admin.models import StaffUser, normalise_email
+from storefront.errors import render_error
 from storefront.extensions import db
 from storefront.ratelimit import count, hit
 from storefront.timeutil import now_utc
@@ -174,3 +175,78 @@ def _count_failure(email: str, address: str) -> None:
     per = setting("ADMIN_SIGN_IN_WINDOW")
     for key, limit in _keys(email, address):
         hit(key, limit, per)
+
+
+# What a signed-in account may do -----------------------------------------------------------
+MONEY_REFUSED = (
+    "Your account may not capture, void or refund payments: ask an owner for the payments "
+    "permission. Nothing was sent to the gateway."
+)
+
+
+def money_permission_required(view):
+    """Capture, void and refund: refused, before any gateway call, without the permission."""
+
+    @functools.wraps(view)
+    def wrapper(number: str, attempt_id: int, **kwargs):
+        if not current_staff().may_move_money:
+            flash(MONEY_REFUSED, "error")
+            return redirect(
+                url_for("admin.order", number=number, _anchor=f"payment-{attempt_id}"), code=303
+            )
+        return view(number, attempt_id, **kwargs)
+
+    return wrapper
+
+
+def owner_required(view):
+    """Pages only an owner may use (the staff accounts): 403 for everyone else."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_staff().is_owner:
+            return render_error(403, "Only an owner of the shop may manage staff accounts.")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+# The second step of signing in (a one-time code) ---------------------------------------------
+PENDING_KEY = "staff_pending"
+PENDING_SECONDS = 300
+
+
+def start_second_step(user: StaffUser) -> None:
+    """The password was right and the account has a second factor: wait for its code."""
+    session.clear()
+    session[PENDING_KEY] = {"id": user.id, "stamp": user.session_stamp, "at": int(time.time())}
+
+
+def pending_staff() -> StaffUser | None:
+    """The account whose password was just given and whose code is awaited, or None."""
+    data = session.get(PENDING_KEY)
+    if not isinstance(data, dict) or not isinstance(data.get("at"), int):
+        return None
+    if time.time() - data["at"] > PENDING_SECONDS or not isinstance(data.get("id"), int):
+        return None
+    user = db.session.get(StaffUser, data["id"])
+    if user is None or not user.active or not user.totp_enabled:
+        return None
+    return user if data.get("stamp") == user.session_stamp else None
+
+
+def finish_second_step(user: StaffUser, code: str, address: str) -> None:
+    """Open the session if ``code`` is the account's current one-time code.
+
+    :raise Throttled: too many wrong codes lately for this account.
+    :raise SignInRefused: the code is wrong or was used already.
+    """
+    key = f"admin-code:{user.id}"
+    per, limit = setting("ADMIN_SIGN_IN_WINDOW"), setting("ADMIN_SIGN_IN_LIMIT")
+    if count(key, per) >= limit:
+        raise Throttled()
+    if not twofactor.accept(user, code):
+        hit(key, limit, per)
+        db.session.commit()
+        raise SignInRefused()
+    start_session(user)  # commits the code's time step with the sign-in

@@ -14,12 +14,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from storefront.admin.models import (
-    MAX_PASSWORD_LENGTH,
-    MIN_PASSWORD_LENGTH,
-    StaffUser,
-    normalise_email,
-)
+from storefront.admin.models import Role, StaffUser, normalise_email, password_problem
 from storefront.extensions import db
 
 
@@ -44,16 +39,10 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
-def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise click.ClickException(
-            f"The password must be at least {MIN_PASSWORD_LENGTH} characters long. "
-            "Nothing was changed."
-        )
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise click.ClickException(
-            f"The password must be at most {MAX_PASSWORD_LENGTH} characters long."
-        )
+def _check_password(password: str, email: str) -> None:
+    problem = password_problem(password, email)
+    if problem:
+        raise click.ClickException(f"{problem} Nothing was changed.")
 
 
 @click.command("create-admin")
@@ -71,7 +60,7 @@ def _check_password(password: str) -> None:
 )
 @with_appcontext
 def create_admin(email: str, name: str, password_stdin: bool, reset: bool) -> None:
-    """Create a staff account for the back office (/admin), or reset its password."""
+    """Create an owner's account for the back office (/admin), or reset an account's password."""
     email = normalise_email(email)
     local, _, domain = email.partition("@")
     if not local or "." not in domain or len(email) > 254 or any(c.isspace() for c in email):
@@ -84,9 +73,10 @@ def create_admin(email: str, name: str, password_stdin: bool, reset: bool) -> No
     if user is None and reset:
         raise click.ClickException(f"{email} has no account to reset.")
     password = _read_password(password_stdin)
-    _check_password(password)
+    _check_password(password, email)
     if user is None:
-        user = StaffUser(email=email, name=name.strip())
+        # The command makes the shop's first accounts: owners, who then manage the others.
+        user = StaffUser(email=email, name=name.strip(), role=Role.OWNER, can_refund=True)
         db.session.add(user)
     elif name:
         user.name = name.strip()
@@ -106,5 +96,6 @@ def deactivate_admin(email: str) -> None:
     if user is None:
         raise click.ClickException(f"{email} has no account.")
     user.active = False
+    user.session_epoch += 1  # its sessions stay ended, even once it is reactivated
     db.session.commit()
     click.echo(f"Deactivated staff account {user.email}.")

@@ -44,7 +44,7 @@ from storefront.timeutil import as_utc
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-PUBLIC_ENDPOINTS = {"admin.sign_in"}
+PUBLIC_ENDPOINTS = {"admin.sign_in", "admin.sign_in_code"}
 ANSWERS = "admin_answers"  # session: the gateway's latest answers the operator asked for
 KEPT_ANSWERS = 10  # the session is a cookie: keep it small
 PAST = {"capture": "captured", "refund": "refunded"}
@@ -101,6 +101,9 @@ def sign_in():
         except auth.SignInRefused:
             error = "The email or the password is not right."
         else:
+            if user.totp_enabled:  # the password was right; now the code from the app
+                auth.start_second_step(user)
+                return redirect(url_for("admin.sign_in_code", next=form.next.data), code=303)
             auth.start_session(user)
             flash(f"Signed in as {user.display_name}.")
             return redirect(auth.safe_next(form.next.data) or url_for("admin.orders"), code=303)
@@ -288,18 +291,21 @@ def _amount_action(number: str, attempt_id: int, action: str):
 
 
 @bp.post("/orders/<number>/payments/<int:attempt_id>/capture")
+@auth.money_permission_required
 def capture(number: str, attempt_id: int):
     """Capture all or part of a held payment. :raise 404: unknown order or payment."""
     return _amount_action(number, attempt_id, "capture")
 
 
 @bp.post("/orders/<number>/payments/<int:attempt_id>/refund")
+@auth.money_permission_required
 def refund(number: str, attempt_id: int):
     """Refund all or part of a captured payment. :raise 404: unknown order or payment."""
     return _amount_action(number, attempt_id, "refund")
 
 
 @bp.post("/orders/<number>/payments/<int:attempt_id>/void")
+@auth.money_permission_required
 def void(number: str, attempt_id: int):
     """Release a held payment in full. :raise 404: unknown order or payment."""
     order, attempt = _attempt_or_404(number, attempt_id)
@@ -383,3 +389,7 @@ def unknown(anything: str):
     except HTTPException:
         abort(404)
     raise MethodNotAllowed(valid_methods=["POST"])
+
+
+# The catalogue, stock and staff pages join this blueprint (and its guard) from their modules.
+from storefront.admin import catalogue, staff  # noqa: E402, F401

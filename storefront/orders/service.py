@@ -15,6 +15,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import exc, func, select, update
 
+from storefront.catalogue import stock as stock_history
 from storefront.catalogue.models import Product
 from storefront.extensions import db
 from storefront.orders.models import (
@@ -118,7 +119,7 @@ def place_order(lines: list[tuple[Product, int]], details: CustomerDetails, chec
             if existing is not None:  # the other submission won the race
                 return existing, False
             continue
-        short = _reserve_stock(lines)
+        short = _reserve_stock(lines, order)
         if short:
             db.session.rollback()
             raise OutOfStock(short)
@@ -162,7 +163,7 @@ def check_hold_limits(lines: list[tuple[Product, int]], email: str) -> None:
         )
 
 
-def _reserve_stock(lines: list[tuple[Product, int]]) -> list[str]:
+def _reserve_stock(lines: list[tuple[Product, int]], order: Order | None = None) -> list[str]:
     """Take the stock for every line; the names of the lines that could not be taken."""
     short = []
     for product, quantity in lines:
@@ -173,6 +174,7 @@ def _reserve_stock(lines: list[tuple[Product, int]]) -> list[str]:
         ).rowcount
         if taken != 1:
             short.append(product.name)
+    stock_history.sold(lines, order)  # rolled back with the order when a line is short
     return short
 
 
@@ -184,6 +186,7 @@ def _release_stock(order: Order) -> None:
                 .where(Product.id == line.product_id)
                 .values(stock=Product.stock + line.quantity)
             )
+    stock_history.released(order)
 
 
 def lock(order_id: int) -> Order:
