@@ -146,6 +146,11 @@ SETTINGS: dict[str, Setting] = {
     "ADMIN_SIGN_IN_WINDOW": Setting(number, 900.0),
     "ADMIN_SESSION_HOURS": Setting(number, 12.0),
     "ADMIN_ORDERS_PER_PAGE": Setting(whole, 25),
+    # Operations (storefront/ops). /readyz: a database without alembic_version (made by
+    # create_all) counts as current only with this off; production always requires it.
+    "READY_REQUIRE_MIGRATIONS": Setting(boolean, False),
+    # An unsent mail older than this many seconds makes /readyz fail and raises an alert.
+    "OUTBOX_STUCK_AFTER": Setting(number, 300.0),
 }
 
 

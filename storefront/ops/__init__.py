@@ -1,0 +1,19 @@
+"""Operations: what a person running the shop watches, and what their tools ask.
+
+- ``/healthz``: the process answers (no database); ``/readyz``: it can serve customers
+  (:mod:`storefront.ops.health`); ``flask ops check`` runs the same checks from a shell.
+
+The endpoints are cheap, unauthenticated and not rate limited (no ``limited`` decorator).
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from storefront.ops.cli import ops_cli
+    from storefront.ops.views import bp
+
+    app.register_blueprint(bp)
+    app.cli.add_command(ops_cli)
