@@ -151,6 +151,8 @@ SETTINGS: dict[str, Setting] = {
     "READY_REQUIRE_MIGRATIONS": Setting(boolean, False),
     # An unsent mail older than this many seconds makes /readyz fail and raises an alert.
     "OUTBOX_STUCK_AFTER": Setting(number, 300.0),
+    # Log lines as "json" or "text"; "auto" = JSON in production, text elsewhere.
+    "LOG_FORMAT": Setting(choice("auto", "json", "text"), "auto"),
 }
 
 

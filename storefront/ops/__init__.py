@@ -2,6 +2,9 @@
 
 - ``/healthz``: the process answers (no database); ``/readyz``: it can serve customers
   (:mod:`storefront.ops.health`); ``flask ops check`` runs the same checks from a shell.
+- one log line per request and per gateway exchange, with a request id
+  (:mod:`storefront.ops.logs`), fed by the payment code's one-line hooks
+  (:mod:`storefront.ops.observe`).
 
 The endpoints are cheap, unauthenticated and not rate limited (no ``limited`` decorator).
 """
@@ -12,8 +15,10 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
+    from storefront.ops import logs
     from storefront.ops.cli import ops_cli
     from storefront.ops.views import bp
 
     app.register_blueprint(bp)
     app.cli.add_command(ops_cli)
+    logs.init_app(app)

@@ -33,6 +33,7 @@ from storefront.gateways.base import (
     Outcome,
     Result,
 )
+from storefront.ops import observe
 from storefront.orders import mail
 from storefront.orders import service as orders
 from storefront.orders.models import Order, OrderState
@@ -105,6 +106,7 @@ def settle(
     journal: Journal | None = None,
 ) -> PaymentAttempt:
     """Learn the gateway's word on ``attempt`` and apply it once. Returns the attempt, fresh."""
+    observe.attempt(attempt)
     gateway = get_gateway(attempt.gateway)
     journal = journal or Journal()
     result = learn(attempt, notice, journal)
