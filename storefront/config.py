@@ -153,6 +153,9 @@ SETTINGS: dict[str, Setting] = {
     "OUTBOX_STUCK_AFTER": Setting(number, 300.0),
     # Log lines as "json" or "text"; "auto" = JSON in production, text elsewhere.
     "LOG_FORMAT": Setting(choice("auto", "json", "text"), "auto"),
+    # /metrics wants "Authorization: Bearer <this>" when set; in production, without one,
+    # /metrics answers 404.
+    "METRICS_TOKEN": Setting(text, ""),
 }
 
 

@@ -4,7 +4,8 @@
   (:mod:`storefront.ops.health`); ``flask ops check`` runs the same checks from a shell.
 - one log line per request and per gateway exchange, with a request id
   (:mod:`storefront.ops.logs`), fed by the payment code's one-line hooks
-  (:mod:`storefront.ops.observe`).
+  (:mod:`storefront.ops.observe`);
+- ``/metrics`` for Prometheus (:mod:`storefront.ops.metrics`).
 
 The endpoints are cheap, unauthenticated and not rate limited (no ``limited`` decorator).
 """
@@ -15,10 +16,11 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from storefront.ops import logs
+    from storefront.ops import logs, metrics
     from storefront.ops.cli import ops_cli
     from storefront.ops.views import bp
 
     app.register_blueprint(bp)
+    app.register_blueprint(metrics.bp)
     app.cli.add_command(ops_cli)
     logs.init_app(app)

@@ -103,6 +103,9 @@ def _end_request(response):
     started = g.get("request_started")
     duration = time.perf_counter() - started if started is not None else 0.0
     g.request_duration = duration
+    from storefront.ops import metrics
+
+    metrics.record_request(response)
     logging.getLogger(LOGGER + ".request").info(
         "request",
         extra={

@@ -3,7 +3,11 @@ without the payment code knowing about either:
 
 - ``observe.attempt(attempt)`` — settle() takes up an attempt: later lines name it;
 - ``observe.instrument(session, gateway)`` — every HTTP exchange of an adapter's session is
-  timed, logged and counted (HttpGateway.__init__).
+  timed, logged and counted (HttpGateway.__init__);
+- ``observe.started(attempt, state)`` — a hand-off ended: redirected, failed, or unknown;
+- ``observe.settled(attempt, target, moved)`` — settle() applied a gateway's word: counted
+  once per real move (the guarded update moves an attempt once, whichever process asks), and
+  kept for the request so that a callback's verdict can be counted when it is answered.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from flask import g, has_request_context
 from requests.adapters import HTTPAdapter
 
-from storefront.ops import logs
+from storefront.ops import logs, metrics
 
 # Fields of an outgoing message that name the attempt, when nothing was bound (a registration
 # names our reference: RBS orderNumber, AltaPay shop_orderid, InterPay REQUESTID).
@@ -25,6 +30,20 @@ _REFERENCE_FIELDS = ("orderNumber", "shop_orderid", "REQUESTID")
 def attempt(attempt: Any) -> None:
     """Name ``attempt`` (and its order) on every log line from here to the end of the request."""
     logs.attempt_context.set({"order": attempt.order.number, "attempt": attempt.reference})
+
+
+def started(attempt: Any, state: str) -> None:
+    metrics.PAYMENTS_STARTED.labels(attempt.gateway, str(state)).inc()
+
+
+def settled(attempt: Any, target: str | None, moved: bool) -> None:
+    if moved and target is not None and target != "pending":
+        metrics.PAYMENTS_SETTLED.labels(attempt.gateway, str(target)).inc()
+    if has_request_context():
+        g.ops_settled = [
+            *g.get("ops_settled", []),
+            (None if target is None else str(target), moved),
+        ]
 
 
 def instrument(session, gateway: str) -> None:
@@ -91,3 +110,9 @@ def _ms(started: float) -> float:
 
 def _exchanged(fields: dict[str, Any], seconds: float) -> None:
     logs.gateway_exchange(fields)
+    gateway, operation = fields["gateway"], fields["operation"]
+    metrics.GATEWAY_SECONDS.labels(gateway, operation).observe(seconds)
+    if fields.get("error"):
+        metrics.GATEWAY_ERRORS.labels(gateway, operation, fields["error"]).inc()
+    elif fields.get("status", 0) >= 500:
+        metrics.GATEWAY_ERRORS.labels(gateway, operation, "http_5xx").inc()

@@ -216,6 +216,7 @@ def apply_result(attempt: PaymentAttempt, result: Result, journal: Journal, caus
         _move_order(order, attempt, target, reason, gateway)
     db.session.commit()
     db.session.refresh(attempt)
+    observe.settled(attempt, target, moved)
 
 
 def decide(attempt: PaymentAttempt, result: Result, gateway: Gateway) -> tuple[S | None, str]:
