@@ -151,6 +151,9 @@ SETTINGS: dict[str, Setting] = {
     "READY_REQUIRE_MIGRATIONS": Setting(boolean, False),
     # An unsent mail older than this many seconds makes /readyz fail and raises an alert.
     "OUTBOX_STUCK_AFTER": Setting(number, 300.0),
+    # Alerts: an order with more gateway callbacks than this; a payment unknown this long (s).
+    "ALERT_CALLBACKS_PER_ORDER": Setting(whole, 20),
+    "ALERT_UNKNOWN_AFTER": Setting(number, 900.0),
     # Log lines as "json" or "text"; "auto" = JSON in production, text elsewhere.
     "LOG_FORMAT": Setting(choice("auto", "json", "text"), "auto"),
     # /metrics wants "Authorization: Bearer <this>" when set; in production, without one,

@@ -175,6 +175,7 @@ class DatabaseCollector:
         yield from families
 
     def _from_database(self):
+        from storefront.ops import alerting
         from storefront.orders.models import OutboxMessage
         from storefront.payments.models import PaymentAttempt
 
@@ -219,3 +220,12 @@ class DatabaseCollector:
             "Age of the oldest unsent mail (0 when none).",
             value=(now - as_utc(first)).total_seconds() if first else 0.0,
         )
+
+        alert = GaugeMetricFamily(
+            "storefront_alert",
+            "Conditions that need a person, by alert: how many things are in each (0 = fine).",
+            labels=["alert"],
+        )
+        for name, count in alerting.counts().items():
+            alert.add_metric([name], count)
+        yield alert
