@@ -59,6 +59,15 @@ def whole(value: Any) -> int:
     return int(result)
 
 
+def waits(value: Any) -> list[float]:
+    """Seconds, comma separated, at least one: a back-off list such as ``60,300,3600``."""
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    result = [number(item) for item in items if str(item).strip()]
+    if not result or min(result) <= 0:
+        raise ValueError(f"{value!r} is not a list of waits in seconds, each above 0")
+    return result
+
+
 def names(value: Any) -> list[str]:
     items = value if isinstance(value, list | tuple) else str(value).split(",")
     return [str(item).strip().lower() for item in items if str(item).strip()]
@@ -154,6 +163,13 @@ SETTINGS: dict[str, Setting] = {
     # Alerts: an order with more gateway callbacks than this; a payment unknown this long (s).
     "ALERT_CALLBACKS_PER_ORDER": Setting(whole, 20),
     "ALERT_UNKNOWN_AFTER": Setting(number, 900.0),
+    # The reconciler's back-off: the wait after the 1st, 2nd, … check in a row that found a
+    # payment unknown (or pending), the last repeated; how long a claimed check is reserved for
+    # the process that claimed it; how many attempts one process claims at a time.
+    "RECONCILE_UNKNOWN_BACKOFF": Setting(waits, "60,300,3600,86400"),
+    "RECONCILE_PENDING_BACKOFF": Setting(waits, "60,300,900,3600,21600"),
+    "RECONCILE_CLAIM_SECONDS": Setting(number, 300.0),
+    "RECONCILE_BATCH": Setting(whole, 20),
     # Log lines as "json" or "text"; "auto" = JSON in production, text elsewhere.
     "LOG_FORMAT": Setting(choice("auto", "json", "text"), "auto"),
     # /metrics wants "Authorization: Bearer <this>" when set; in production, without one,

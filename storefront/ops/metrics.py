@@ -6,8 +6,8 @@ counters and histograms are kept in files there and summed at scrape time. Witho
 run``, the tests) the process's own default registry is served.
 
 What describes the database rather than this process — open payments by age, the outbox, the
-reconciler's lag, the alerts — is read from the database at scrape time, by whichever process
-is scraped, so every process reports the same figures.
+reconciler's lag (its most overdue scheduled check), the alerts — is read from the database at
+scrape time, by whichever process is scraped, so every process reports the same figures.
 
 With ``STOREFRONT_METRICS_TOKEN`` set, ``/metrics`` wants ``Authorization: Bearer <token>``
 (compared in constant time) and answers 401 without it. In production without a token it
@@ -177,7 +177,7 @@ class DatabaseCollector:
     def _from_database(self):
         from storefront.ops import alerting
         from storefront.orders.models import OutboxMessage
-        from storefront.payments.models import PaymentAttempt
+        from storefront.payments.models import OPEN_STATES, PaymentAttempt
 
         now = now_utc()
         open_by_age = GaugeMetricFamily(
@@ -219,6 +219,17 @@ class DatabaseCollector:
             "storefront_outbox_oldest_seconds",
             "Age of the oldest unsent mail (0 when none).",
             value=(now - as_utc(first)).total_seconds() if first else 0.0,
+        )
+
+        overdue = db.session.execute(
+            select(func.min(PaymentAttempt.next_check_at)).where(
+                PaymentAttempt.state.in_(OPEN_STATES), PaymentAttempt.next_check_at < now
+            )
+        ).scalar()
+        yield GaugeMetricFamily(
+            "storefront_reconciler_lag_seconds",
+            "How long the most overdue scheduled check has waited (0: none overdue).",
+            value=(now - as_utc(overdue)).total_seconds() if overdue else 0.0,
         )
 
         alert = GaugeMetricFamily(
