@@ -209,3 +209,20 @@ def test_two_reconciler_processes_on_postgresql_ask_about_each_attempt_once(
         print("checks per process:", checked)
     finally:
         drop_database(admin, url)
+
+
+def test_a_scheduled_check_still_waits_out_the_gateways_pause_after_a_query(app, monkeypatch):
+    from storefront.gateways.rbs import RbsGateway
+    from tests.ops_support import make_attempt
+
+    monkeypatch.setattr(RbsGateway, "recheck_pending_after", 600.0)
+    with app.app_context():
+        attempt = make_attempt(make_order(), "pending", age=900, gateway_id="md-pause")
+        make_due(attempt.id)
+        asked = now_utc() - timedelta(seconds=10)  # a pending page asked just now
+        db.session.execute(
+            update(PaymentAttempt).where(PaymentAttempt.id == attempt.id).values(checked_at=asked)
+        )
+        db.session.commit()
+        assert claim_due(60, 10) == []
+        assert near(schedule_of(attempt.id)[1], 590)

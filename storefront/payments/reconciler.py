@@ -143,23 +143,32 @@ def claim_due(older_than: float, batch: int, skip: set[int] = frozenset()) -> li
     for attempt in db.session.execute(query).scalars().all():
         if len(claimed) == batch:
             break
-        if attempt.next_check_at is None and _too_early(
-            attempt, get_gateway(attempt.gateway), older_than
-        ):
+        gateway = get_gateway(attempt.gateway)
+        if _too_early(attempt, gateway, older_than):
+            if attempt.next_check_at is not None and attempt.checked_at is not None:
+                # Scheduled, but the gateway wants a longer pause since the last query (a
+                # pending page asked): not before that pause is over.
+                again = gateway.recheck_pending_after or older_than
+                _take(attempt, as_utc(attempt.checked_at) + timedelta(seconds=again))
             continue
-        taken = db.session.execute(
-            update(PaymentAttempt)
-            .where(
-                PaymentAttempt.id == attempt.id,
-                PaymentAttempt.next_check_at.is_not_distinct_from(attempt.next_check_at),
-            )
-            .values(next_check_at=lease)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if taken == 1:
+        if _take(attempt, lease):
             claimed.append(attempt.id)
     db.session.commit()
     return claimed
+
+
+def _take(attempt: PaymentAttempt, until: datetime) -> bool:
+    """Move the attempt's next check to ``until`` if no one moved it since we read it."""
+    taken = db.session.execute(
+        update(PaymentAttempt)
+        .where(
+            PaymentAttempt.id == attempt.id,
+            PaymentAttempt.next_check_at.is_not_distinct_from(attempt.next_check_at),
+        )
+        .values(next_check_at=until)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return taken == 1
 
 
 def schedule_next(attempt: PaymentAttempt, before: str) -> None:
