@@ -83,6 +83,9 @@ def init_app(app: Flask) -> None:
         logger.addHandler(_handler)
         logger.setLevel(logging.INFO)
     _handler.setFormatter(JsonFormatter() if log_format(app.config) == "json" else TextFormatter())
+    # Alembic's logging set-up (an upgrade run in this process) disables the loggers it finds.
+    for name in (LOGGER, LOGGER + ".request", LOGGER + ".gateway", LOGGER + ".reconciler"):
+        logging.getLogger(name).disabled = False
     app.before_request(_start_request)
     app.after_request(_end_request)
 
