@@ -44,6 +44,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     register_templating(app)
     register_security(app)
     register_commands(app)
+    register_ops(app)
     return app
 
 
@@ -99,3 +100,9 @@ def register_commands(app: Flask) -> None:
 
     init_app(app)
     init_admin_cli(app)
+
+
+def register_ops(app: Flask) -> None:
+    from storefront.ops import init_app
+
+    init_app(app)

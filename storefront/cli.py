@@ -32,18 +32,22 @@ def seed(products: int) -> None:
 
 @payments_cli.command("reconcile")
 @click.option("--older-than", default=60.0, help="Only attempts at least this many seconds old.")
-@click.option("--every", default=0.0, help="Repeat every N seconds (a worker loop); 0 = once.")
+@click.option(
+    "--every", default=0.0, help="Loop, sleeping until the next check is due, at most N seconds."
+)
 def reconcile(older_than: float, every: float) -> None:
     """Ask the gateways about unfinished payments; expire orders past their payment window.
 
     Safe to run from cron or as a worker in any number of copies at once.
     """
     from storefront.payments.reconciler import reconcile as run
+    from storefront.payments.reconciler import until_next
 
     while True:
         counts = run(older_than=older_than)
         click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
-        db.session.remove()
         if not every:
             return
-        time.sleep(every)
+        pause = until_next(older_than, every)  # until the next check is due, at most N
+        db.session.remove()
+        time.sleep(pause)

@@ -63,6 +63,15 @@ def optional_whole(value: Any) -> int | None:
     return None if value is None or str(value).strip() == "" else whole(value)
 
 
+def waits(value: Any) -> list[float]:
+    """Seconds, comma separated, at least one: a back-off list such as ``60,300,3600``."""
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    result = [number(item) for item in items if str(item).strip()]
+    if not result or min(result) <= 0:
+        raise ValueError(f"{value!r} is not a list of waits in seconds, each above 0")
+    return result
+
+
 def names(value: Any) -> list[str]:
     items = value if isinstance(value, list | tuple) else str(value).split(",")
     return [str(item).strip().lower() for item in items if str(item).strip()]
@@ -165,6 +174,26 @@ SETTINGS: dict[str, Setting] = {
     # The largest product picture accepted, in bytes (the upload form alone may exceed
     # MAX_CONTENT_LENGTH, by this much).
     "UPLOAD_MAX_BYTES": Setting(whole, 5 * 1024 * 1024),
+    # Operations (storefront/ops). /readyz: a database without alembic_version (made by
+    # create_all) counts as current only with this off; production always requires it.
+    "READY_REQUIRE_MIGRATIONS": Setting(boolean, False),
+    # An unsent mail older than this many seconds makes /readyz fail and raises an alert.
+    "OUTBOX_STUCK_AFTER": Setting(number, 300.0),
+    # Alerts: an order with more gateway callbacks than this; a payment unknown this long (s).
+    "ALERT_CALLBACKS_PER_ORDER": Setting(whole, 20),
+    "ALERT_UNKNOWN_AFTER": Setting(number, 900.0),
+    # The reconciler's back-off: the wait after the 1st, 2nd, … check in a row that found a
+    # payment unknown (or pending), the last repeated; how long a claimed check is reserved for
+    # the process that claimed it; how many attempts one process claims at a time.
+    "RECONCILE_UNKNOWN_BACKOFF": Setting(waits, "60,300,3600,86400"),
+    "RECONCILE_PENDING_BACKOFF": Setting(waits, "60,300,900,3600,21600"),
+    "RECONCILE_CLAIM_SECONDS": Setting(number, 300.0),
+    "RECONCILE_BATCH": Setting(whole, 20),
+    # Log lines as "json" or "text"; "auto" = JSON in production, text elsewhere.
+    "LOG_FORMAT": Setting(choice("auto", "json", "text"), "auto"),
+    # /metrics wants "Authorization: Bearer <this>" when set; in production, without one,
+    # /metrics answers 404.
+    "METRICS_TOKEN": Setting(text, ""),
 }
 
 

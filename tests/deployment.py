@@ -72,7 +72,7 @@ class ShopProcess:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if requests.get(self.url + "/", timeout=2).status_code == 200:
+                if requests.get(self.url + "/readyz", timeout=2).status_code == 200:
                     return self
             except requests.RequestException:
                 pass

@@ -12,6 +12,7 @@ from typing import Any
 import requests
 
 from storefront.gateways.base import EventKind, Gateway, GatewayError, Journal
+from storefront.ops import observe
 
 _SECRET_NAMES = re.compile(r"pass|secret|token|key|checksum|authorization|pan|cvc|cvv", re.I)
 
@@ -39,6 +40,7 @@ class HttpGateway(Gateway):
         self.timeout = (connect_timeout, read_timeout)
         self.http = requests.Session()
         self.http.headers["User-Agent"] = "Storefront/0.1 (+payments)"
+        observe.instrument(self.http, self.name)
 
     def send(
         self,

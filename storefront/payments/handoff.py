@@ -26,6 +26,7 @@ from storefront.gateways.base import (
     Line,
     PaymentRequest,
 )
+from storefront.ops import observe
 from storefront.orders import service as orders
 from storefront.orders.models import Order, OrderState
 from storefront.payments import evidence
@@ -121,6 +122,7 @@ def _finish_start(attempt: PaymentAttempt, journal: Journal, state: S, **values)
     )
     db.session.commit()
     db.session.refresh(attempt)
+    observe.started(attempt, state)
 
 
 def _payment_request(order: Order, attempt: PaymentAttempt, gateway: Gateway) -> PaymentRequest:

@@ -130,6 +130,11 @@ class PaymentAttempt(db.Model):
     action: Mapped[str | None] = mapped_column(String(40))
     action_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The reconciler's schedule (payments.reconciler): when it next asks the gateway about this
+    # attempt (None: when its age says so), and how many of its checks in a row found the
+    # attempt in its current state (0: none yet), which picks the wait from the state's list.
+    next_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    check_streak: Mapped[int] = mapped_column(default=0)
 
     order: Mapped[Order] = relationship(back_populates="attempts")  # noqa: F821
     events: Mapped[list[PaymentEvent]] = relationship(

@@ -33,6 +33,7 @@ from storefront.gateways.base import (
     Outcome,
     Result,
 )
+from storefront.ops import observe
 from storefront.orders import mail
 from storefront.orders import service as orders
 from storefront.orders.models import Order, OrderState
@@ -106,6 +107,7 @@ def settle(
 ) -> Result:
     """Learn the gateway's word on ``attempt`` and apply it once; the attempt is refreshed in
     place. Returns the word applied (``unknown`` when the gateway could not be asked)."""
+    observe.attempt(attempt)
     gateway = get_gateway(attempt.gateway)
     journal = journal or Journal()
     if notice is not None and notice.says is not None and _holds(attempt, notice.says):
@@ -254,6 +256,7 @@ def apply_result(attempt: PaymentAttempt, result: Result, journal: Journal, caus
         _move_order(order, attempt, target, reason, gateway)
     db.session.commit()
     db.session.refresh(attempt)
+    observe.settled(attempt, target, moved)
 
 
 def decide(attempt: PaymentAttempt, result: Result, gateway: Gateway) -> tuple[S | None, str]:
