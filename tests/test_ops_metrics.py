@@ -19,6 +19,8 @@ from tests.journeys import to_gateway
 from tests.ops_support import make_attempt, make_order
 from tests.test_security import production
 
+SHOP = "https://shop.example"
+
 
 def sample(text: str, name: str, **labels) -> float:
     """The value of one sample in a scrape (0 when absent)."""
@@ -56,19 +58,26 @@ def test_a_forged_callback_moves_the_bad_signature_count(app, client):
     assert sample(scrape, "storefront_database_up") == 1
 
 
-def test_production_metrics_want_the_token(tmp_path):
-    url = f"sqlite:///{tmp_path / 'shop.db'}"
+def test_production_metrics_want_the_token(postgres_database):
+    url = postgres_database
     shut = create_app(production(DATABASE_URL=url)).test_client()
-    assert shut.get("/metrics").status_code == 404  # no token configured: never open
+    # The shop answers to its own host only (STOREFRONT_PUBLIC_URL).
+    assert shut.get("/metrics", base_url=SHOP).status_code == 404  # no token: never open
     token = secrets.token_urlsafe(32)
     app = create_app(production(DATABASE_URL=url, METRICS_TOKEN=token))
     with app.app_context():
         db.create_all()
+        db.engine.dispose()
     client = app.test_client()
-    assert client.get("/metrics").status_code == 401
-    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.get("/metrics", headers={"Authorization": token}).status_code == 401
-    scrape = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert client.get("/metrics", base_url=SHOP).status_code == 401
+    assert (
+        client.get("/metrics", base_url=SHOP, headers={"Authorization": "Bearer wrong"}).status_code
+        == 401
+    )
+    assert (
+        client.get("/metrics", base_url=SHOP, headers={"Authorization": token}).status_code == 401
+    )
+    scrape = client.get("/metrics", base_url=SHOP, headers={"Authorization": f"Bearer {token}"})
     assert scrape.status_code == 200 and "storefront_outbox_depth" in scrape.text
 
 

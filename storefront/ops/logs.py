@@ -96,7 +96,8 @@ def _start_request() -> None:
     given = request.headers.get(REQUEST_ID, "")
     from flask import current_app
 
-    trusted = current_app.config["PROXY_COUNT"] > 0 and _TRUSTED_ID.match(given)
+    # Only a trusted proxy's header is taken (PROXY_COUNT unset or 0: no proxy to trust).
+    trusted = (current_app.config["PROXY_COUNT"] or 0) > 0 and _TRUSTED_ID.match(given)
     g.request_id = given if trusted else uuid.uuid4().hex
 
 

@@ -121,6 +121,7 @@ def settle(
             cause,
         )
         db.session.commit()
+        observe.settled(attempt, attempt.state, False)  # the gateway's word, already applied
         return Result(outcome=notice.says, codes="repeat")
     result = learn(attempt, notice, journal)
     if notice is not None and notice.result is not None:
