@@ -235,7 +235,7 @@ def test_early_interpay_returns_never_cancel_the_session(make_shop, sandbox):
         )
     _, [attempt] = latest_order(shop)
     assert attempt.state != AttemptState.CANCELLED
-    assert count(evidence_of(shop, attempt.id), "GetResult") <= 1
+    assert count(evidence_of(shop, attempt.id), "GetResult · POST") == 1
     assert gateway_page.status == 200
 
 

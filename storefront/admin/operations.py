@@ -51,7 +51,10 @@ def check_now(attempt: PaymentAttempt, operator: str) -> CheckOutcome:
     before = attempt.state
     if attempt.action:
         claimed_at = as_utc(attempt.action_at) if attempt.action_at else now_utc()
-        if now_utc() - claimed_at < ACTION_SETTLES_AFTER:
+        # An Ack may be sent again (the gateway answers a repeat as the first), and InterPay
+        # reverses an approval left unacknowledged for 3 minutes: no waiting for that one.
+        waits = attempt.action != "acknowledge"
+        if waits and now_utc() - claimed_at < ACTION_SETTLES_AFTER:
             return CheckOutcome(
                 False, f"The action {attempt.action} is under way. Check again in a minute."
             )

@@ -209,6 +209,10 @@ class Gateway:
     relayed_kinds: ClassVar[tuple[str, ...]] = ()
     has_browser_return: ClassVar[bool] = True
     supports_refund: ClassVar[bool] = True
+    # Whether a hold can be captured in part (InterPay's Ack confirms the whole amount or
+    # nothing), and the name of the operator's capture button.
+    partial_capture: ClassVar[bool] = True
+    capture_label: ClassVar[str] = "Capture"
     # Whether ``void`` can also cancel a capture not yet settled (BPC/RBS reverse.do, within
     # the gateway's own time limit), not only release a hold.
     voids_captured: ClassVar[bool] = False

@@ -54,10 +54,16 @@ class HttpGateway(Gateway):
         headers: Mapping[str, str] | None = None,
         retry_safe: bool = False,
         log_fields: Mapping[str, Any] | None = None,
+        operation: str = "",
     ) -> requests.Response:
-        """Send one request and return the response, or raise :class:`GatewayError`."""
+        """Send one request and return the response, or raise :class:`GatewayError`.
+
+        ``operation`` names the message where the URL does not (InterPay posts every message
+        to one address): the evidence then reads "GetResult · POST /svra/".
+        """
         shown = redact(log_fields if log_fields is not None else (data or json_body or {}))
-        journal.record(EventKind.REQUEST, f"{method} {_path(url)}", _dump(shown))
+        named = f"{operation} · " if operation else ""
+        journal.record(EventKind.REQUEST, f"{named}{method} {_path(url)}", _dump(shown))
         tries = 2 if retry_safe else 1
         for attempt in range(1, tries + 1):
             try:
@@ -80,7 +86,7 @@ class HttpGateway(Gateway):
                 continue
             journal.record(
                 EventKind.RESPONSE,
-                f"HTTP {response.status_code} from {_path(url)}",
+                f"{named}HTTP {response.status_code} from {_path(url)}",
                 _body(response),
             )
             if response.status_code >= 500 and attempt < tries:

@@ -67,6 +67,8 @@ class InterPayGateway(HttpGateway):
     url_setting = "INTERPAY_URL"
     required_settings = ("INTERPAY_TERMID", "INTERPAY_PASS")
     supports_refund = False  # Web-Redirect has no refund message
+    partial_capture = False  # Ack confirms the whole authorization or nothing
+    capture_label = "Confirm payment (Ack)"
     # The reconciler's timing for customers who never came back (payments.reconciler): a
     # GetResult before the page finished gets 9015 and a second one cancels the session, while
     # an approval must be acknowledged within 3 minutes. So: ask once 150 s after the hand-off
@@ -342,7 +344,9 @@ class InterPayGateway(HttpGateway):
                 "headers": {"Content-Type": "application/x-www-form-urlencoded"},
             }
         try:
-            response = self.send("POST", url, journal, log_fields=shown, **body)
+            response = self.send(
+                "POST", url, journal, log_fields=shown, operation=message["ACTION"], **body
+            )
         except GatewayError:
             return None
         if response.status_code >= 500:

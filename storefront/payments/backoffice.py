@@ -52,6 +52,13 @@ def capture(attempt: PaymentAttempt, amount: int, operator: str) -> PaymentAttem
         if not 0 < amount <= capturable(current):
             limit = _money(capturable(current), current)
             raise ActionRefused(f"Only up to {limit} can be captured.")
+        gateway = configured(current.gateway)
+        if gateway is not None and not gateway.partial_capture and amount != capturable(current):
+            # The shop's own refusal, before any call: never put on the gateway.
+            raise ActionRefused(
+                f"{gateway.title} confirms the whole held amount "
+                f"({_money(capturable(current), current)}) or nothing; part of it cannot be taken."
+            )
 
     return _run(
         attempt,
