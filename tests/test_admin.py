@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -24,7 +23,7 @@ from storefront.gateways.base import Gateway, GatewayError, GatewayRefused, Outc
 from storefront.orders.models import Order, OrderEvent, OrderLine, OrderState
 from storefront.payments.models import AttemptState, PaymentAttempt, PaymentEvent
 from tests.browser import Browser, Form, Page
-from tests.journeys import latest_order, pay_rbs, product, to_gateway
+from tests.journeys import latest_order, pay_rbs, product, to_gateway, wait_for
 
 EMAIL = "operator@example.com"
 PASSWORD = "correct horse battery staple"
@@ -1201,16 +1200,6 @@ def test_interpay_payment_page_says_refunds_are_made_in_the_gateways_back_office
     assert "Card (InterPay) has no refund in its protocol" in page
     assert "CA$25.00" in page
     assert not any(f.action.endswith(("/refund", "/capture", "/void")) for f in page.forms)
-
-
-def wait_for(check, seconds: float = 15.0):
-    """Poll ``check`` until it returns something truthy (bounded); its last value otherwise."""
-    deadline = time.monotonic() + seconds
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(0.05)
-        value = check()
-    return value
 
 
 def test_a_capture_whose_answer_is_lost_is_resolved_from_the_gateways_status(make_shop, sandbox):

@@ -33,7 +33,7 @@ from tests.deployment import (
     drop_database,
 )
 from tests.factories import make_product
-from tests.journeys import CUSTOMER, pay_rbs, to_gateway
+from tests.journeys import CUSTOMER, pay_rbs, to_gateway, wait_for
 from tests.test_journey_altapay import pay_altapay
 from tests.test_journey_interpay import pay_interpay
 
@@ -48,17 +48,6 @@ START_OPERATIONS = {
     "interpay": "StartSession",
 }
 PAY = {"rbs": pay_rbs, "altapay": pay_altapay, "interpay": pay_interpay}
-
-
-def wait_for(check, seconds: float = 15.0, step: float = 0.05):
-    import time
-
-    deadline = time.monotonic() + seconds
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(step)
-        value = check()
-    return value
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,7 @@ from sqlalchemy import select
 from storefront.orders.models import OrderState
 from storefront.payments.models import AttemptState, PaymentEvent
 from tests.browser import Browser
-from tests.journeys import latest_order, product, to_gateway
-from tests.test_journey_rbs import wait_for
+from tests.journeys import latest_order, product, to_gateway, wait_for
 
 scenario = pytest.mark.scenario
 

@@ -7,7 +7,6 @@ import hmac
 import json
 import re
 import threading
-import time
 import uuid
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,6 +20,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from sandbox import create_app as create_sandbox
 from sandbox.rbs import checksum as sandbox_checksum
 from tests.conftest import CONTROL_TOKEN, SandboxControl
+from tests.journeys import wait_for
 from tests.servers import serving
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rbs"
@@ -81,17 +81,6 @@ def expected_checksum(params: dict, key: str) -> str:
     return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest().upper()
 
 
-def wait_for(predicate, timeout: float = 10.0):
-    """Poll until ``predicate()`` is truthy; bounded, never a timing assertion."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met within the time allowed")
-
-
 class Recorder:
     """A merchant endpoint on loopback that records every callback it receives."""
 
@@ -114,7 +103,7 @@ class Recorder:
             return [(c["params"].get("operation"), c["params"].get("status")) for c in self.calls]
 
     def wait(self, count: int = 1) -> list[dict]:
-        wait_for(lambda: len(self.calls) >= count)
+        assert wait_for(lambda: len(self.calls) >= count, seconds=10.0)
         with self.lock:
             return list(self.calls)
 
@@ -404,7 +393,9 @@ def test_concurrent_payments_decide_once(sandbox, recorder):
     assert len(set(results)) == 1  # every browser is sent where the one decision went
     recorder.wait(1)
     # The decision is reported once: wait until its delivery is finished, then count.
-    wait_for(lambda: all(j["state"] == "delivered" for j in sandbox.state()["delivery"]))
+    assert wait_for(
+        lambda: all(j["state"] == "delivered" for j in sandbox.state()["delivery"]), seconds=10.0
+    )
     assert len(recorder.calls) == 1
     assert len(sandbox.state()["delivery"]) == 1
 
@@ -842,7 +833,10 @@ def test_callback_is_retried_until_answered_200(sandbox, recorder):
     reply = register(sandbox, dynamicCallbackUrl=recorder.url)
     pay(reply["formUrl"])
     recorder.wait(3)
-    job = wait_for(lambda: [j for j in sandbox.state()["delivery"] if j["state"] == "delivered"])
+    job = wait_for(
+        lambda: [j for j in sandbox.state()["delivery"] if j["state"] == "delivered"], seconds=10.0
+    )
+    assert job
     assert [t["status"] for t in job[0]["tries"]] == [500, 503, 200]
     assert len({json.dumps(c["params"], sort_keys=True) for c in recorder.calls}) == 1
 
