@@ -6,8 +6,6 @@ gateway over HTTP, and an SMTP server that counts the confirmation mails.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -34,6 +32,7 @@ from tests.deployment import (
 )
 from tests.factories import make_product
 from tests.journeys import CUSTOMER, pay_rbs, to_gateway, wait_for
+from tests.oracles import altapay_checksum, rbs_checksum
 from tests.test_journey_altapay import pay_altapay
 from tests.test_journey_interpay import pay_interpay
 
@@ -156,10 +155,7 @@ def signed_callback(
         "status": status,
         **extra,
     }
-    signed = "".join(f"{k};{v};" for k, v in sorted(params.items()))
-    params["checksum"] = (
-        hmac.new(CALLBACK_KEY.encode(), signed.encode(), hashlib.sha256).hexdigest().upper()
-    )
+    params["checksum"] = rbs_checksum(params, CALLBACK_KEY)
     return params
 
 
@@ -632,14 +628,6 @@ def requests_of(deployment, attempt_id: int, marker: str) -> int:
 
 
 ALTAPAY_SECRET = "sandbox-shared-secret"  # the sandbox's demo secret, as the shop is configured
-
-
-def altapay_checksum(fields: dict, secret: str) -> str:
-    """gateways.md §3.5: md5 of the sorted name=value pairs amount, currency, secret and
-    shop_orderid, joined by commas, in lower-case hex."""
-    pairs = {**{k: fields[k] for k in ("amount", "currency", "shop_orderid")}, "secret": secret}
-    text = ",".join(f"{name}={pairs[name]}" for name in sorted(pairs))
-    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - AltaPay's checksum is MD5
 
 
 def unprocessed_altapay_callback(deployment, sandbox, slug: str) -> tuple[PaymentAttempt, dict]:

@@ -39,6 +39,7 @@ from tests.journeys import (
     product,
     to_gateway,
 )
+from tests.oracles import rbs_checksum
 
 scenario = pytest.mark.scenario
 ALTAPAY_SECRET = "sandbox-shared-secret"  # the sandbox's demo secret
@@ -417,20 +418,12 @@ def test_an_unsettled_notification_is_answered_so_that_it_comes_again(shop, sand
         "operation": "deposited",
         "status": "1",
     }
-    form["checksum"] = _rbs_checksum(form)
+    form["checksum"] = rbs_checksum(form, "sandbox-callback-key")
     answer = requests.post(f"{shop.url}/pay/rbs/callback/notification", data=form, timeout=30)
     assert answer.status_code == 503
     sandbox.disarm()
     again = requests.post(f"{shop.url}/pay/rbs/callback/notification", data=form, timeout=30)
     assert again.status_code == 200
-
-
-def _rbs_checksum(form: dict) -> str:
-    import hashlib
-    import hmac
-
-    signed = "".join(f"{k};{v};" for k, v in sorted(form.items()))
-    return hmac.new(b"sandbox-callback-key", signed.encode(), hashlib.sha256).hexdigest().upper()
 
 
 def test_every_sending_of_a_mail_is_its_own_file(app, tmp_path):

@@ -19,6 +19,7 @@ from storefront.gateways.base import (
     PaymentRequest,
 )
 from storefront.gateways.rbs import RbsGateway, checksum
+from tests.oracles import rbs_checksum
 from tests.servers import serving
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rbs"
@@ -109,6 +110,7 @@ def ref(**overrides) -> AttemptRef:
 @pytest.mark.parametrize("example", fixture("checksum_examples.json"))
 def test_checksum_matches_the_worked_examples(example):
     assert checksum(example["params"], example["key"]) == example["checksum"]
+    assert rbs_checksum(example["params"], example["key"]) == example["checksum"]  # the oracle too
 
 
 def test_register_sends_minor_units_numeric_currency_and_absolute_urls(adapter, fake):

@@ -9,8 +9,6 @@ NUL character in text where SQLite stores it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
 from datetime import timedelta
@@ -36,6 +34,7 @@ from tests.deployment import database_url, drop_database
 from tests.factories import make_product
 from tests.journeys import CUSTOMER, latest_order, to_gateway
 from tests.journeys import product as live_product
+from tests.oracles import rbs_checksum
 
 scenario = pytest.mark.scenario
 
@@ -572,9 +571,7 @@ def test_a_callback_with_a_non_ascii_checksum_is_refused_not_a_500(app, client, 
 
 def signed_rbs_callback(attempt: PaymentAttempt, **values) -> dict:
     params = {"mdOrder": attempt.gateway_id, "orderNumber": attempt.reference, **values}
-    signed = "".join(f"{k};{v};" for k, v in sorted(params.items()))
-    digest = hmac.new(RBS_CALLBACK_KEY.encode(), signed.encode(), hashlib.sha256).hexdigest()
-    return {**params, "checksum": digest.upper()}
+    return {**params, "checksum": rbs_checksum(params, RBS_CALLBACK_KEY)}
 
 
 @scenario(
