@@ -16,12 +16,13 @@ from storefront.gateways.base import (
     BadNotice,
     GatewayError,
     GatewayRefused,
+    Journal,
     Line,
     Outcome,
     PaymentRequest,
     Trigger,
 )
-from tests.adapters import settings
+from tests.adapters import CannedGateway, journal_text, records, settings
 from tests.oracles import altapay_checksum
 from tests.servers import serving
 
@@ -46,41 +47,9 @@ def sign(amount: str, currency: str, shop_orderid: str, secret: str = SECRET) ->
     return altapay_checksum(fields, secret)
 
 
-class Journal:
-    def __init__(self):
-        self.records = []
-
-    def record(self, kind, summary, detail=""):
-        self.records.append((kind, summary, detail))
-
-    def text(self) -> str:
-        return "\n".join(f"{summary}\n{detail}" for _, summary, detail in self.records)
-
-
-class FakeAltaPay:
-    """A loopback HTTP server answering each API method with a canned body, recording calls."""
-
-    def __init__(self):
-        self.answers: dict[str, tuple[int, str]] = {}
-        self.calls: list[tuple[str, dict, str]] = []
-        self.app = Flask("fake_altapay")
-        self.app.add_url_rule("/merchant/API/<method>", view_func=self.answer, methods=["POST"])
-
-    def answer(self, method):
-        self.calls.append((method, request.form.to_dict(), request.headers.get("Authorization")))
-        status, body = self.answers.get(method, (404, "not found"))
-        return body, status, {"Content-Type": "text/xml; charset=utf-8"}
-
-    def set(self, method: str, body: str, status: int = 200):
-        self.answers[method] = (status, body)
-
-    def methods(self) -> list[str]:
-        return [method for method, _, _ in self.calls]
-
-
 @pytest.fixture
 def fake():
-    gateway = FakeAltaPay()
+    gateway = CannedGateway("fake_altapay", "/merchant/API", "text/xml; charset=utf-8")
     with serving(gateway.app) as server:
         gateway.url = server.url
         yield gateway
@@ -261,7 +230,7 @@ def test_create_payment_request_sends_a_bracketed_form_with_basic_auth(adapter, 
     assert sent["orderLines[0][description]"] == "Tea"
     assert sent["orderLines[0][itemId]"] == "1"
     assert (sent["orderLines[0][quantity]"], sent["orderLines[0][unitPrice]"]) == ("2", "10.00")
-    assert "s3cret-pass" not in journal.text()  # the evidence log never holds the password
+    assert "s3cret-pass" not in journal_text(journal)  # the evidence log never holds the password
 
 
 def test_capture_at_once_asks_for_payment_and_capture(fake):
@@ -528,7 +497,7 @@ def test_a_signed_callback_carries_the_result(adapter):
     assert (result.amount, result.currency, result.captured) == (2000, "EUR", 0)
     assert result.codes == "Result=Success TransactionStatus=preauth"
     assert result.data["transaction_id"] == "42"
-    [(kind, _, detail)] = journal.records
+    [(kind, _, detail)] = records(journal)
     assert kind == "callback" and "shop_orderid=10000001-1" in detail
     assert sign("20.00", "978", "10000001-1") not in detail
     assert "tok-secret-value" not in detail
