@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urljoin
+
 from sqlalchemy import select
 
 from storefront.orders.models import Order
@@ -43,6 +45,35 @@ def pay_rbs(browser: Browser, card: str = APPROVE, action: str = "pay") -> Page:
     form = browser.page.form(button="Cancel")
     return browser.submit(
         form, button=action, pan=card, expiry="12/34", cvc="123", cardholder="Ann Example"
+    )
+
+
+def pay_altapay(browser: Browser, card: str = APPROVE, action: str = "pay") -> Page:
+    """On AltaPay's page: type the card and press Pay (or Cancel); follow back to the shop."""
+    form = browser.page.form(button="Cancel payment")
+    return browser.submit(
+        form,
+        button=action,
+        cardno=card,
+        emonth="12",
+        eyear="2034",
+        cvc="123",
+        cardholdername="Ann Example",
+    )
+
+
+def pay_interpay(browser: Browser, card: str = APPROVE, action: str = "pay", follow: bool = True):
+    """On InterPay's page: type the card and press Pay (or Cancel); follow back to the shop, or
+    (``follow=False``) return the gateway's own answer to the press, redirect unfollowed."""
+    form = browser.page.form(button="Cancel")
+    values = dict(card_number=card, expiry="12/34", cvv="123", cardholder="Ann Example")
+    if follow:
+        return browser.submit(form, button=action, **values)
+    return browser.http.post(
+        urljoin(browser.page.url, form.action),
+        data={**form.fields, "action": action, **values},
+        allow_redirects=False,
+        timeout=30,
     )
 
 

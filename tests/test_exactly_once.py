@@ -31,10 +31,8 @@ from tests.deployment import (
     drop_database,
 )
 from tests.factories import make_product
-from tests.journeys import CUSTOMER, pay_rbs, to_gateway, wait_for
+from tests.journeys import CUSTOMER, pay_altapay, pay_interpay, pay_rbs, to_gateway, wait_for
 from tests.oracles import altapay_checksum, rbs_checksum
-from tests.test_journey_altapay import pay_altapay
-from tests.test_journey_interpay import pay_interpay
 
 scenario = pytest.mark.scenario
 

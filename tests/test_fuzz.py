@@ -28,7 +28,15 @@ from storefront.orders.models import Order, OrderState
 from storefront.payments.models import AttemptState, PaymentAttempt
 from tests.browser import Browser, Page
 from tests.conftest import LiveShop, SandboxControl, shop_config
-from tests.journeys import CUSTOMER, latest_order, pay_rbs, product, to_gateway
+from tests.journeys import (
+    CUSTOMER,
+    latest_order,
+    pay_altapay,
+    pay_interpay,
+    pay_rbs,
+    product,
+    to_gateway,
+)
 from tests.oracles import altapay_checksum, rbs_checksum
 from tests.servers import LiveServer
 
@@ -47,31 +55,6 @@ FUZZ = settings(
 
 
 # The live shop, with a paid and an unpaid order on each gateway --------------------------------
-def pay_altapay(browser: Browser):
-    form = browser.page.form(button="Cancel payment")
-    return browser.submit(
-        form,
-        button="pay",
-        cardno="4111111111111111",
-        emonth="12",
-        eyear="2034",
-        cvc="123",
-        cardholdername="Ann Example",
-    )
-
-
-def pay_interpay(browser: Browser):
-    form = browser.page.form(button="Cancel")
-    return browser.submit(
-        form,
-        button="pay",
-        card_number="4111111111111111",
-        expiry="12/34",
-        cvv="123",
-        cardholder="Ann Example",
-    )
-
-
 PAY = {"rbs": pay_rbs, "altapay": pay_altapay, "interpay": pay_interpay}
 
 
