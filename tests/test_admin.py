@@ -22,11 +22,16 @@ from storefront.extensions import db
 from storefront.gateways.base import Gateway, GatewayError, GatewayRefused, Outcome, Result
 from storefront.orders.models import Order, OrderEvent, OrderLine, OrderState
 from storefront.payments.models import AttemptState, PaymentAttempt, PaymentEvent
+from tests.admin_steps import (
+    EMAIL,
+    PASSWORD,
+    at_the_sandbox,
+    held_on_the_sandbox,
+    make_staff,
+    shop_attempt,
+)
 from tests.browser import Browser, Form, Page
 from tests.journeys import latest_order, pay_rbs, product, to_gateway, wait_for
-
-EMAIL = "operator@example.com"
-PASSWORD = "correct horse battery staple"
 
 
 # Helpers ---------------------------------------------------------------------------------------
@@ -68,14 +73,6 @@ class Back:
     def sign_in(self, email: str = EMAIL, password: str = PASSWORD, next: str = "") -> Page:
         page = self.get("/admin/sign-in" + (f"?next={next}" if next else ""))
         return self.submit(page.form("/admin/sign-in"), email=email, password=password)
-
-
-def make_staff(app, email: str = EMAIL, password: str = PASSWORD, active: bool = True) -> None:
-    with app.app_context():
-        user = StaffUser(email=email, name="Olive Operator", active=active)
-        user.set_password(password)
-        db.session.add(user)
-        db.session.commit()
 
 
 _numbers = itertools.count(10_000_001)
@@ -991,21 +988,6 @@ def test_admin_pages_have_no_script_no_inline_style_and_a_label_for_every_input(
 
 
 # On the live sandbox gateway ------------------------------------------------------------------
-def held_on_the_sandbox(shop, price: int = 2500) -> tuple[Order, PaymentAttempt]:
-    """A customer buys through the shop's pages and pays on the sandbox's page: a held payment."""
-    _, slug = product(shop, name="Yirgacheffe", price=price, stock=5)
-    customer = Browser()
-    to_gateway(shop, customer, slug)
-    page = pay_rbs(customer)
-    assert page.url.startswith(shop.url + "/order/"), page.text
-    order, attempts = latest_order(shop)
-    assert order.state == OrderState.AUTHORIZED
-    assert [(a.state, a.authorized, a.captured) for a in attempts] == [
-        (AttemptState.AUTHORIZED, price, 0)
-    ]
-    return order, attempts[0]
-
-
 def operator_on(shop) -> Browser:
     """An operator signed in to the live shop's back office."""
     make_staff(shop.app)
@@ -1015,17 +997,6 @@ def operator_on(shop) -> Browser:
     page = operator.submit(page.form("/admin/sign-in"), email=EMAIL, password=PASSWORD)
     assert "Signed in as Olive Operator" in page
     return operator
-
-
-def at_the_sandbox(sandbox, reference: str) -> dict:
-    """The sandbox's own record of the payment: what the gateway believes, not what we do."""
-    return next(doc for doc in sandbox.state()["rbs_order"] if doc["orderNumber"] == reference)
-
-
-def shop_attempt(shop, attempt_id: int) -> tuple[str, int, int, int]:
-    with shop.db() as session:
-        attempt = session.get(PaymentAttempt, attempt_id)
-        return attempt.state, attempt.authorized, attempt.captured, attempt.refunded
 
 
 def test_operator_captures_part_refunds_part_and_cannot_over_refund_on_the_sandbox(
