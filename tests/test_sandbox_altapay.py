@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from xml.etree.ElementTree import ParseError
 
 import pytest
@@ -16,6 +15,7 @@ import requests
 from defusedxml.ElementTree import fromstring
 from flask import Flask, request
 
+from tests.journeys import wait_for
 from tests.oracles import altapay_checksum
 from tests.servers import serving
 
@@ -38,17 +38,6 @@ RELAYED_PAGE = """<!doctype html>
 <a href="jav&#x09;ascript:alert(7)">tab</a>
 <p>Receipt &amp; details</p>
 </body></html>"""
-
-
-def eventually(check, timeout: float = 10.0):
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("the sandbox did not get there in time")
 
 
 class RecordingShop:
@@ -380,7 +369,7 @@ def test_an_open_payment_is_notified_when_final(sandbox, merchant):
     assert opened["status"] == "open"
     assert text(callback_xml(opened), "Body/Result") == "Open"
 
-    [notified] = eventually(lambda: merchant.posts("notification"))
+    [notified] = wait_for(lambda: merchant.posts("notification"), seconds=10.0)
     assert notified["status"] == "succeeded" and notified["payment_id"] == pid
     assert notified["checksum"] == altapay_checksum(notified, SECRET)
     txn = callback_xml(notified).find("Body/Transactions/Transaction")
@@ -397,7 +386,7 @@ def test_an_open_payment_is_finished_when_the_clock_moves(sandbox, merchant):
     [row] = transactions(sandbox, shop_orderid="1001-1")
     assert text(row, "TransactionStatus") == "open"
     sandbox.advance(3601)
-    eventually(lambda: merchant.posts("notification"))
+    assert wait_for(lambda: merchant.posts("notification"), seconds=10.0)
 
 
 def test_a_shop_too_slow_to_answer_gets_the_gateway_error_page(sandbox, merchant):
@@ -529,7 +518,7 @@ def test_fault_fail_after_success(sandbox, merchant):
     merchant.answers["ok"] = ("<p>Paid</p>", 200)
     _, url = create(sandbox, merchant)
     assert "Paid" in pay(url).text
-    [late] = eventually(lambda: merchant.posts("fail"))
+    [late] = wait_for(lambda: merchant.posts("fail"), seconds=10.0)
     [ok] = merchant.posts("ok")
     assert late["transaction_id"] == ok["transaction_id"] and late["status"] == "failed"
     assert late["checksum"] == altapay_checksum(late, SECRET)
