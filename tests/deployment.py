@@ -232,3 +232,40 @@ def database_url(kind: str, folder: Path) -> tuple[str, str | None]:
             "PostgreSQL (tests/services/ensure-postgres.sh)"
         )
     return create_database(admin), admin
+
+
+# What a test does with a running deployment ---------------------------------------------------
+def new_product(deployment, **values) -> tuple[int, str]:
+    from tests.factories import make_product
+
+    with deployment.app.app_context():
+        product = make_product(**values)
+        return product.id, product.slug
+
+
+def order_of(deployment, attempt_id: int):
+    from storefront.extensions import db
+    from storefront.payments.models import PaymentAttempt
+
+    with deployment.app.app_context():
+        attempt = db.session.get(PaymentAttempt, attempt_id)
+        order = attempt.order
+        _ = (order.lines, order.events, order.attempts)
+        db.session.expunge_all()
+        return order
+
+
+def latest_attempt(deployment):
+    from sqlalchemy import select
+
+    from storefront.extensions import db
+    from storefront.payments.models import PaymentAttempt
+
+    with deployment.app.app_context():
+        attempt = (
+            db.session.execute(select(PaymentAttempt).order_by(PaymentAttempt.id.desc()))
+            .scalars()
+            .first()
+        )
+        db.session.expunge(attempt)
+        return attempt

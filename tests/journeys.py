@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urljoin
+
 from sqlalchemy import select
 
 from storefront.orders.models import Order
@@ -46,6 +48,35 @@ def pay_rbs(browser: Browser, card: str = APPROVE, action: str = "pay") -> Page:
     )
 
 
+def pay_altapay(browser: Browser, card: str = APPROVE, action: str = "pay") -> Page:
+    """On AltaPay's page: type the card and press Pay (or Cancel); follow back to the shop."""
+    form = browser.page.form(button="Cancel payment")
+    return browser.submit(
+        form,
+        button=action,
+        cardno=card,
+        emonth="12",
+        eyear="2034",
+        cvc="123",
+        cardholdername="Ann Example",
+    )
+
+
+def pay_interpay(browser: Browser, card: str = APPROVE, action: str = "pay", follow: bool = True):
+    """On InterPay's page: type the card and press Pay (or Cancel); follow back to the shop, or
+    (``follow=False``) return the gateway's own answer to the press, redirect unfollowed."""
+    form = browser.page.form(button="Cancel")
+    values = dict(card_number=card, expiry="12/34", cvv="123", cardholder="Ann Example")
+    if follow:
+        return browser.submit(form, button=action, **values)
+    return browser.http.post(
+        urljoin(browser.page.url, form.action),
+        data={**form.fields, "action": action, **values},
+        allow_redirects=False,
+        timeout=30,
+    )
+
+
 def latest_order(shop) -> tuple[Order, list[PaymentAttempt]]:
     with shop.db() as session:
         order = session.execute(select(Order).order_by(Order.id.desc())).scalars().first()
@@ -78,3 +109,25 @@ def evidence_of(shop, attempt_id: int) -> list[tuple[str, str]]:
             .order_by(PaymentEvent.id)
         ).scalars()
         return [(str(e.kind), e.summary) for e in rows]
+
+
+def pay_without_coming_back(browser: Browser, card: str = "4111111111111111") -> str:
+    """Pay on the gateway's page but do not follow it back: the return URL it sent us to."""
+    from urllib.parse import urljoin
+
+    form = browser.page.form(button="Cancel")
+    response = browser.http.post(
+        urljoin(browser.page.url, form.action or browser.page.url),
+        data={
+            **form.fields,
+            "action": "pay",
+            "pan": card,
+            "expiry": "12/34",
+            "cvc": "123",
+            "cardholder": "Ann Example",
+        },
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert response.status_code in (302, 303), response.text
+    return response.headers["Location"]

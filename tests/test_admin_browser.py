@@ -9,7 +9,7 @@ import pytest
 
 from storefront.orders.models import Order, OrderState
 from storefront.payments.models import AttemptState
-from tests.test_admin import (
+from tests.admin_steps import (
     EMAIL,
     PASSWORD,
     at_the_sandbox,

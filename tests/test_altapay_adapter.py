@@ -3,7 +3,6 @@ against the live sandbox gateway."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -17,12 +16,14 @@ from storefront.gateways.base import (
     BadNotice,
     GatewayError,
     GatewayRefused,
+    Journal,
     Line,
     Outcome,
     PaymentRequest,
     Trigger,
 )
-from tests.adapters import settings
+from tests.adapters import CannedGateway, journal_text, records, settings
+from tests.oracles import altapay_checksum
 from tests.servers import serving
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "altapay"
@@ -42,45 +43,13 @@ def fixture(name: str) -> str:
 
 
 def sign(amount: str, currency: str, shop_orderid: str, secret: str = SECRET) -> str:
-    text = f"amount={amount},currency={currency},secret={secret},shop_orderid={shop_orderid}"
-    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - AltaPay's checksum is MD5
-
-
-class Journal:
-    def __init__(self):
-        self.records = []
-
-    def record(self, kind, summary, detail=""):
-        self.records.append((kind, summary, detail))
-
-    def text(self) -> str:
-        return "\n".join(f"{summary}\n{detail}" for _, summary, detail in self.records)
-
-
-class FakeAltaPay:
-    """A loopback HTTP server answering each API method with a canned body, recording calls."""
-
-    def __init__(self):
-        self.answers: dict[str, tuple[int, str]] = {}
-        self.calls: list[tuple[str, dict, str]] = []
-        self.app = Flask("fake_altapay")
-        self.app.add_url_rule("/merchant/API/<method>", view_func=self.answer, methods=["POST"])
-
-    def answer(self, method):
-        self.calls.append((method, request.form.to_dict(), request.headers.get("Authorization")))
-        status, body = self.answers.get(method, (404, "not found"))
-        return body, status, {"Content-Type": "text/xml; charset=utf-8"}
-
-    def set(self, method: str, body: str, status: int = 200):
-        self.answers[method] = (status, body)
-
-    def methods(self) -> list[str]:
-        return [method for method, _, _ in self.calls]
+    fields = {"amount": amount, "currency": currency, "shop_orderid": shop_orderid}
+    return altapay_checksum(fields, secret)
 
 
 @pytest.fixture
 def fake():
-    gateway = FakeAltaPay()
+    gateway = CannedGateway("fake_altapay", "/merchant/API", "text/xml; charset=utf-8")
     with serving(gateway.app) as server:
         gateway.url = server.url
         yield gateway
@@ -206,6 +175,9 @@ def test_checksum_matches_the_worked_example():
     assert checksum("23.18", "208", "000000289", "mySharedSecret") == (
         "69502a3393ab0d6fe52f719f643a5761"
     )
+    assert sign("23.18", "208", "000000289", "mySharedSecret") == (
+        "69502a3393ab0d6fe52f719f643a5761"
+    )  # the tests' own oracle agrees
 
 
 def test_each_attempt_has_its_own_shop_orderid(adapter):
@@ -258,7 +230,7 @@ def test_create_payment_request_sends_a_bracketed_form_with_basic_auth(adapter, 
     assert sent["orderLines[0][description]"] == "Tea"
     assert sent["orderLines[0][itemId]"] == "1"
     assert (sent["orderLines[0][quantity]"], sent["orderLines[0][unitPrice]"]) == ("2", "10.00")
-    assert "s3cret-pass" not in journal.text()  # the evidence log never holds the password
+    assert "s3cret-pass" not in journal_text(journal)  # the evidence log never holds the password
 
 
 def test_capture_at_once_asks_for_payment_and_capture(fake):
@@ -525,7 +497,7 @@ def test_a_signed_callback_carries_the_result(adapter):
     assert (result.amount, result.currency, result.captured) == (2000, "EUR", 0)
     assert result.codes == "Result=Success TransactionStatus=preauth"
     assert result.data["transaction_id"] == "42"
-    [(kind, _, detail)] = journal.records
+    [(kind, _, detail)] = records(journal)
     assert kind == "callback" and "shop_orderid=10000001-1" in detail
     assert sign("20.00", "978", "10000001-1") not in detail
     assert "tok-secret-value" not in detail

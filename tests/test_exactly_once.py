@@ -6,8 +6,6 @@ gateway over HTTP, and an SMTP server that counts the confirmation mails.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -31,11 +29,20 @@ from tests.deployment import (
     SmtpServer,
     database_url,
     drop_database,
+    latest_attempt,
+    new_product,
+    order_of,
 )
-from tests.factories import make_product
-from tests.journeys import CUSTOMER, pay_rbs, to_gateway
-from tests.test_journey_altapay import pay_altapay
-from tests.test_journey_interpay import pay_interpay
+from tests.journeys import (
+    CUSTOMER,
+    pay_altapay,
+    pay_interpay,
+    pay_rbs,
+    pay_without_coming_back,
+    to_gateway,
+    wait_for,
+)
+from tests.oracles import altapay_checksum, rbs_checksum
 
 scenario = pytest.mark.scenario
 
@@ -48,17 +55,6 @@ START_OPERATIONS = {
     "interpay": "StartSession",
 }
 PAY = {"rbs": pay_rbs, "altapay": pay_altapay, "interpay": pay_interpay}
-
-
-def wait_for(check, seconds: float = 15.0, step: float = 0.05):
-    import time
-
-    deadline = time.monotonic() + seconds
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(step)
-        value = check()
-    return value
 
 
 @pytest.fixture(scope="module")
@@ -111,52 +107,6 @@ def query(deployment, statement):
         return rows
 
 
-def new_product(deployment, **values) -> tuple[int, str]:
-    with deployment.app.app_context():
-        product = make_product(**values)
-        return product.id, product.slug
-
-
-def order_of(deployment, attempt_id: int) -> Order:
-    with deployment.app.app_context():
-        attempt = db.session.get(PaymentAttempt, attempt_id)
-        order = attempt.order
-        _ = (order.lines, order.events, order.attempts)
-        db.session.expunge_all()
-        return order
-
-
-def latest_attempt(deployment) -> PaymentAttempt:
-    with deployment.app.app_context():
-        attempt = (
-            db.session.execute(select(PaymentAttempt).order_by(PaymentAttempt.id.desc()))
-            .scalars()
-            .first()
-        )
-        db.session.expunge(attempt)
-        return attempt
-
-
-def pay_without_coming_back(browser: Browser, card: str = "4111111111111111") -> str:
-    """Pay on the gateway's page but do not follow it back: the return URL it sent us to."""
-    form = browser.page.form(button="Cancel")
-    response = browser.http.post(
-        urljoin(browser.page.url, form.action or browser.page.url),
-        data={
-            **form.fields,
-            "action": "pay",
-            "pan": card,
-            "expiry": "12/34",
-            "cvc": "123",
-            "cardholder": "Ann Example",
-        },
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert response.status_code in (302, 303), response.text
-    return response.headers["Location"]
-
-
 def signed_callback(
     attempt: PaymentAttempt, operation: str = "deposited", status: str = "1", **extra
 ) -> dict:
@@ -167,10 +117,7 @@ def signed_callback(
         "status": status,
         **extra,
     }
-    signed = "".join(f"{k};{v};" for k, v in sorted(params.items()))
-    params["checksum"] = (
-        hmac.new(CALLBACK_KEY.encode(), signed.encode(), hashlib.sha256).hexdigest().upper()
-    )
+    params["checksum"] = rbs_checksum(params, CALLBACK_KEY)
     return params
 
 
@@ -643,14 +590,6 @@ def requests_of(deployment, attempt_id: int, marker: str) -> int:
 
 
 ALTAPAY_SECRET = "sandbox-shared-secret"  # the sandbox's demo secret, as the shop is configured
-
-
-def altapay_checksum(fields: dict, secret: str) -> str:
-    """gateways.md §3.5: md5 of the sorted name=value pairs amount, currency, secret and
-    shop_orderid, joined by commas, in lower-case hex."""
-    pairs = {**{k: fields[k] for k in ("amount", "currency", "shop_orderid")}, "secret": secret}
-    text = ",".join(f"{name}={pairs[name]}" for name in sorted(pairs))
-    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - AltaPay's checksum is MD5
 
 
 def unprocessed_altapay_callback(deployment, sandbox, slug: str) -> tuple[PaymentAttempt, dict]:

@@ -24,13 +24,20 @@ from werkzeug.test import encode_multipart
 
 from storefront import create_app
 from storefront.extensions import db
-from storefront.gateways.altapay import checksum as altapay_checksum
-from storefront.gateways.rbs import checksum as rbs_checksum
 from storefront.orders.models import Order, OrderState
 from storefront.payments.models import AttemptState, PaymentAttempt
 from tests.browser import Browser, Page
 from tests.conftest import LiveShop, SandboxControl, shop_config
-from tests.journeys import CUSTOMER, latest_order, pay_rbs, product, to_gateway
+from tests.journeys import (
+    CUSTOMER,
+    latest_order,
+    pay_altapay,
+    pay_interpay,
+    pay_rbs,
+    product,
+    to_gateway,
+)
+from tests.oracles import altapay_checksum, rbs_checksum
 from tests.servers import LiveServer
 
 scenario = pytest.mark.scenario
@@ -48,31 +55,6 @@ FUZZ = settings(
 
 
 # The live shop, with a paid and an unpaid order on each gateway --------------------------------
-def pay_altapay(browser: Browser):
-    form = browser.page.form(button="Cancel payment")
-    return browser.submit(
-        form,
-        button="pay",
-        cardno="4111111111111111",
-        emonth="12",
-        eyear="2034",
-        cvc="123",
-        cardholdername="Ann Example",
-    )
-
-
-def pay_interpay(browser: Browser):
-    form = browser.page.form(button="Cancel")
-    return browser.submit(
-        form,
-        button="pay",
-        card_number="4111111111111111",
-        expiry="12/34",
-        cvv="123",
-        cardholder="Ann Example",
-    )
-
-
 PAY = {"rbs": pay_rbs, "altapay": pay_altapay, "interpay": pay_interpay}
 
 
@@ -596,12 +578,8 @@ def altapay_callbacks(draw, live):
     pairs = draw(payloads(valid, known))
     if signing == "signed":
         first = first_values(pairs)
-        digest = altapay_checksum(
-            first.get("amount", ""),
-            first.get("currency", ""),
-            first.get("shop_orderid", ""),
-            ALTAPAY_SECRET,
-        )
+        signed = {name: first.get(name, "") for name in ("amount", "currency", "shop_orderid")}
+        digest = altapay_checksum(signed, ALTAPAY_SECRET)
         pairs = [p for p in pairs if p[0] != "checksum"] + [("checksum", digest)]
     elif signing == "forged":
         pairs.insert(0, ("checksum", draw(checksums(32))))

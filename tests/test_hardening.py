@@ -39,6 +39,8 @@ from tests.journeys import (
     product,
     to_gateway,
 )
+from tests.oracles import rbs_checksum
+from tests.production import production
 
 scenario = pytest.mark.scenario
 ALTAPAY_SECRET = "sandbox-shared-secret"  # the sandbox's demo secret
@@ -270,24 +272,6 @@ def test_a_forged_host_header_is_refused(client):
     assert "evil.example" not in answer.headers.get("Location", "")
 
 
-def production(**overrides) -> dict:
-    config = {
-        "ENV": "production",
-        "SECRET_KEY": "Kq9v2XrT7mWc4Lp8Zs1Nd6Hf3Jb0Ye5Ua7Gi2Ox9Rw4",
-        "DATABASE_URL": "postgresql://shop:secret@db.example/shop",
-        "PUBLIC_URL": "https://shop.example",
-        "PROXY_COUNT": "1",
-        "SANDBOX": False,
-        "GATEWAYS": "rbs",
-        "RBS_URL": "https://rbs.gateway.example/payment/rest/",
-        "RBS_USERNAME": "shop-api",
-        "RBS_PASSWORD": "a-real-password",
-        "RBS_CALLBACK_KEY": "a-real-callback-key",
-    }
-    config.update(overrides)
-    return config
-
-
 @pytest.mark.parametrize(
     "overrides, named",
     [
@@ -417,22 +401,12 @@ def test_an_unsettled_notification_is_answered_so_that_it_comes_again(shop, sand
         "operation": "deposited",
         "status": "1",
     }
-    form["checksum"] = _rbs_checksum(form)
+    form["checksum"] = rbs_checksum(form, "sandbox-callback-key")
     answer = requests.post(f"{shop.url}/pay/rbs/callback/notification", data=form, timeout=30)
     assert answer.status_code == 503
     sandbox.disarm()
     again = requests.post(f"{shop.url}/pay/rbs/callback/notification", data=form, timeout=30)
     assert again.status_code == 200
-
-
-def _rbs_checksum(form: dict) -> str:
-    import hashlib
-    import hmac
-
-    signed = "".join(
-        f"{k};{v};" for k, v in sorted(form.items()) if k not in ("checksum", "sign_alias")
-    )
-    return hmac.new(b"sandbox-callback-key", signed.encode(), hashlib.sha256).hexdigest().upper()
 
 
 def test_every_sending_of_a_mail_is_its_own_file(app, tmp_path):
@@ -488,7 +462,7 @@ def test_a_repeated_notice_about_a_settled_payment_needs_no_status_query(shop, s
         "operation": "deposited",
         "status": "1",
     }
-    form["checksum"] = _rbs_checksum(form)
+    form["checksum"] = rbs_checksum(form, "sandbox-callback-key")
     for _ in range(3):
         answer = requests.post(f"{shop.url}/pay/rbs/callback/notification", data=form, timeout=10)
         assert answer.status_code == 200
@@ -496,7 +470,7 @@ def test_a_repeated_notice_about_a_settled_payment_needs_no_status_query(shop, s
     assert count(events, "getOrderStatusExtended.do") == queries
     assert count(events, "not asked again") == 3
     refund = {**form, "operation": "refunded"}
-    refund["checksum"] = _rbs_checksum(refund)
+    refund["checksum"] = rbs_checksum(refund, "sandbox-callback-key")
     answer = requests.post(f"{shop.url}/pay/rbs/callback/notification", data=refund, timeout=10)
     assert answer.status_code == 200, answer.text
     assert count(evidence_of(shop, attempt.id), "getOrderStatusExtended.do") == queries + 2

@@ -15,6 +15,7 @@ from storefront.gateways.base import (
     BadNotice,
     GatewayError,
     GatewayRefused,
+    Journal,
     Line,
     Outcome,
     PaymentRequest,
@@ -22,22 +23,11 @@ from storefront.gateways.base import (
     Trigger,
 )
 from storefront.gateways.interpay import InterPayGateway
-from tests.adapters import settings
+from tests.adapters import journal_text, records, settings
 from tests.servers import serving
 
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "interpay" / "examples.txt"
 RETURN_URL = "https://shop.example/pay/interpay/return/tok-1"
-
-
-class Journal:
-    def __init__(self):
-        self.records = []
-
-    def record(self, kind, summary, detail=""):
-        self.records.append((kind, summary, detail))
-
-    def text(self) -> str:
-        return "\n".join(f"{s}\n{d}" for _, s, d in self.records)
 
 
 def config(sandbox_url: str, **overrides) -> dict:
@@ -144,7 +134,7 @@ def test_an_approved_payment_is_paid_once_acknowledged(sandbox, encoding):
         "CAD",
         redirect.gateway_id,
     )
-    assert "sandbox-pass" not in journal.text()  # the evidence log never holds PASS
+    assert "sandbox-pass" not in journal_text(journal)  # the evidence log never holds PASS
     assert sessions(sandbox, "1000000101")[0]["state"] == "captured"
 
 
@@ -192,7 +182,7 @@ def test_an_early_poll_is_not_repeated_on_the_other_server(adapter, sandbox):
     redirect = adapter.start(payment_request(), Journal())
     journal = Journal()
     assert adapter.fetch_result(ref(redirect), journal).outcome is Outcome.PENDING
-    assert [kind for kind, _, _ in journal.records] == ["request", "response"]
+    assert [kind for kind, _, _ in records(journal)] == ["request", "response"]
     assert pay(redirect)["Status"] == "5000"  # the session is still open to the customer
 
 
@@ -213,7 +203,7 @@ def test_a_lost_start_session_answer_is_unknown_and_opens_no_second_session(sand
     with pytest.raises(GatewayError):
         adapter.start(payment_request(), journal)
     assert len(sessions(sandbox, "1000000101")) == 1
-    assert "DUPLICATE REQUESTID" in journal.text()
+    assert "DUPLICATE REQUESTID" in journal_text(journal)
 
 
 def test_a_requestid_used_before_is_refused(adapter):
@@ -478,7 +468,7 @@ def test_the_documented_start_session_reply(documented):
     )
     assert "CURRENCY" not in fields and "SECUREID" not in fields
     assert raw.lstrip('{"').startswith("TERMID")  # TERMID is the first field
-    assert "s3cret-pass" not in journal.text()
+    assert "s3cret-pass" not in journal_text(journal)
 
 
 def test_the_documented_browser_return(documented):
@@ -503,7 +493,7 @@ def test_the_documented_get_result_reply(documented):
     )
     assert result.gateway_ref == "T63237" and result.data == {"refnum": "2725955812345678"}
     assert result.codes == "CODE=0000 TEXT=APPROVED ACK=Y"
-    assert "5165BBSPWXY36228" not in journal.text()  # the card token stays out of the log
+    assert "5165BBSPWXY36228" not in journal_text(journal)  # the card token stays out of the log
     assert documented.received[0][1]["SECUREID"] == "4s1py8fhq2n7w0k3m5xz"
 
 

@@ -13,8 +13,7 @@ from sqlalchemy import select
 from storefront.orders.models import OrderState
 from storefront.payments.models import AttemptState, PaymentEvent
 from tests.browser import Browser
-from tests.journeys import latest_order, product, to_gateway
-from tests.test_journey_rbs import wait_for
+from tests.journeys import latest_order, pay_altapay, product, to_gateway, wait_for
 
 scenario = pytest.mark.scenario
 
@@ -22,19 +21,6 @@ scenario = pytest.mark.scenario
 @pytest.fixture
 def altapay_shop(make_shop):
     return make_shop(GATEWAYS="altapay")
-
-
-def pay_altapay(browser: Browser, card: str = "4111111111111111", action: str = "pay"):
-    form = browser.page.form(button="Cancel payment")
-    return browser.submit(
-        form,
-        button=action,
-        cardno=card,
-        emonth="12",
-        eyear="2034",
-        cvc="123",
-        cardholdername="Ann Example",
-    )
 
 
 def on_gateway(page, sandbox) -> bool:

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from storefront.orders.models import OrderState
 from storefront.payments.models import AttemptState, PaymentAttempt
 from tests.browser import Browser
-from tests.journeys import latest_order, product, to_gateway
+from tests.journeys import latest_order, pay_interpay, product, to_gateway
 
 scenario = pytest.mark.scenario
 
@@ -20,23 +20,6 @@ scenario = pytest.mark.scenario
 def interpay_shop(make_shop):
     # The sandbox's InterPay terminal charges CAD, like a real one: so does this shop.
     return make_shop(GATEWAYS="interpay", CURRENCY="CAD")
-
-
-def pay_interpay(
-    browser: Browser, card: str = "4111111111111111", action: str = "pay", follow: bool = True
-):
-    form = browser.page.form(button="Cancel")
-    values = dict(card_number=card, expiry="12/34", cvv="123", cardholder="Ann Example")
-    if follow:
-        return browser.submit(form, button=action, **values)
-    from urllib.parse import urljoin
-
-    return browser.http.post(
-        urljoin(browser.page.url, form.action),
-        data={**form.fields, "action": action, **values},
-        allow_redirects=False,
-        timeout=30,
-    )
 
 
 def sessions(sandbox) -> list[dict]:

@@ -12,19 +12,7 @@ from storefront.catalogue.models import Product
 from storefront.orders.models import OrderState, OutboxMessage
 from storefront.payments.models import AttemptState, PaymentEvent
 from tests.browser import Browser
-from tests.journeys import APPROVE, latest_order, pay_rbs, product, to_gateway
-
-
-def wait_for(check, seconds: float = 10.0, step: float = 0.05):
-    """Poll ``check`` until it returns something truthy (bounded); the last value otherwise."""
-    import time
-
-    deadline = time.monotonic() + seconds
-    value = check()
-    while not value and time.monotonic() < deadline:
-        time.sleep(step)
-        value = check()
-    return value
+from tests.journeys import APPROVE, latest_order, pay_rbs, product, to_gateway, wait_for
 
 
 def stock_of(shop, product_id: int) -> int:
@@ -57,7 +45,7 @@ def test_approved_card_ends_on_the_receipt(shop, sandbox):
             rows = session.execute(select(OutboxMessage)).scalars().all()
             return [(m.kind, m.sent_at is not None) for m in rows]
 
-    assert wait_for(lambda: sent() == [("order_confirmation", True)])
+    assert wait_for(lambda: sent() == [("order_confirmation", True)], seconds=10.0)
     [mail] = folder.glob(f"{order.number}-order_confirmation-*.eml")  # one file, one sending
     assert order.receipt_token in mail.read_text()
 
@@ -148,7 +136,7 @@ def test_payment_page_left_until_expiry_ends_expired_and_the_order_payable(shop,
         _, now = latest_order(shop)
         return now[0].state == AttemptState.EXPIRED
 
-    assert wait_for(expired)
+    assert wait_for(expired, seconds=10.0)
     page = browser.get(f"{shop.url}/order/{order.receipt_token}")
     assert "timed out" in page.text
     assert latest_order(shop)[0].state == OrderState.PENDING_PAYMENT
@@ -270,7 +258,7 @@ def test_callback_alone_settles_a_payment_whose_browser_never_returned(shop, san
     def paid():
         return latest_order(shop)[0].state == OrderState.PAID
 
-    assert wait_for(paid)
+    assert wait_for(paid, seconds=10.0)
 
 
 def test_double_click_on_place_order_makes_one_order_and_one_registration(shop, sandbox):

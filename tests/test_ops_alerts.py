@@ -10,9 +10,9 @@ from storefront.extensions import db
 from storefront.orders.models import OrderState, OutboxMessage
 from storefront.payments.models import Actor, PaymentEvent
 from storefront.timeutil import now_utc
+from tests.admin_steps import Back, make_staff
+from tests.ops_steps import sample
 from tests.ops_support import make_attempt, make_order
-from tests.test_admin import Back, make_staff
-from tests.test_ops_metrics import sample
 
 
 def evidence(attempt, kind: str, n: int = 1) -> None:

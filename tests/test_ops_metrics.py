@@ -9,26 +9,17 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from storefront import create_app
 from storefront.extensions import db
 from tests.browser import Browser
 from tests.deployment import SECRET, Deployment, create_database, drop_database
 from tests.journeys import to_gateway
+from tests.ops_steps import sample
 from tests.ops_support import make_attempt, make_order
-from tests.test_security import production
+from tests.production import production
 
 SHOP = "https://shop.example"
-
-
-def sample(text: str, name: str, **labels) -> float:
-    """The value of one sample in a scrape (0 when absent)."""
-    for family in text_string_to_metric_families(text):
-        for found in family.samples:
-            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
-                return found.value
-    return 0.0
 
 
 def total(texts: list[str], name: str, **labels) -> float:
@@ -125,12 +116,8 @@ def test_one_payment_on_two_processes_is_counted_once(deployment, sandbox):
     from urllib.parse import urlsplit
 
     from storefront.orders.models import Order
-    from tests.test_exactly_once import (
-        latest_attempt,
-        new_product,
-        pay_without_coming_back,
-        wait_for,
-    )
+    from tests.deployment import latest_attempt, new_product
+    from tests.journeys import pay_without_coming_back, wait_for
 
     sandbox.settings(**{"delivery:rbs": "hold"})  # the callback comes when the test says
     settled = ("storefront_payments_settled_total", {"gateway": "rbs", "outcome": "paid"})

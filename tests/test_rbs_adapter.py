@@ -7,18 +7,20 @@ from pathlib import Path
 
 import pytest
 import requests
-from flask import Flask, request
 
 from storefront.gateways.base import (
     AttemptRef,
     BadNotice,
     GatewayError,
     GatewayRefused,
+    Journal,
     Line,
     Outcome,
     PaymentRequest,
 )
 from storefront.gateways.rbs import RbsGateway, checksum
+from tests.adapters import CannedGateway, records
+from tests.oracles import rbs_checksum
 from tests.servers import serving
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rbs"
@@ -28,30 +30,15 @@ def fixture(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text())
 
 
-class Journal:
-    def __init__(self):
-        self.records = []
-
-    def record(self, kind, summary, detail=""):
-        self.records.append((kind, summary, detail))
-
-
-class FakeGateway:
-    """A loopback HTTP server answering each method with a canned body, recording requests."""
+class FakeGateway(CannedGateway):
+    """BPC/RBS on loopback: each method answers a canned JSON body; ``requests`` are the calls."""
 
     def __init__(self):
-        self.answers: dict[str, tuple[int, str]] = {}
-        self.requests: list[tuple[str, dict]] = []
-        self.app = Flask("fake_rbs")
-        self.app.add_url_rule("/payment/rest/<method>", view_func=self.answer, methods=["POST"])
+        super().__init__("fake_rbs", "/payment/rest", "application/json")
 
-    def answer(self, method):
-        self.requests.append((method, request.form.to_dict()))
-        status, body = self.answers.get(method, (404, "not found"))
-        return body, status, {"Content-Type": "application/json"}
-
-    def set(self, method: str, body, status: int = 200):
-        self.answers[method] = (status, body if isinstance(body, str) else json.dumps(body))
+    @property
+    def requests(self) -> list[tuple[str, dict]]:
+        return [(method, form) for method, form, _ in self.calls]
 
 
 @pytest.fixture
@@ -109,6 +96,7 @@ def ref(**overrides) -> AttemptRef:
 @pytest.mark.parametrize("example", fixture("checksum_examples.json"))
 def test_checksum_matches_the_worked_examples(example):
     assert checksum(example["params"], example["key"]) == example["checksum"]
+    assert rbs_checksum(example["params"], example["key"]) == example["checksum"]  # the oracle too
 
 
 def test_register_sends_minor_units_numeric_currency_and_absolute_urls(adapter, fake):
@@ -123,7 +111,7 @@ def test_register_sends_minor_units_numeric_currency_and_absolute_urls(adapter, 
     assert sent["orderNumber"] == "10000001_1"
     assert sent["returnUrl"] == "https://shop.example/pay/rbs/return/tok"
     assert sent["dynamicCallbackUrl"] == "https://shop.example/pay/rbs/callback/notification"
-    logged = "\n".join(detail for _, _, detail in journal.records)
+    logged = "\n".join(detail for _, _, detail in records(journal))
     assert "s3cret-pass" not in logged  # the evidence log never holds the password
 
 

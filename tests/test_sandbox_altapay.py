@@ -6,10 +6,8 @@ protocol, not against the shop's adapter.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
-import time
 from xml.etree.ElementTree import ParseError
 
 import pytest
@@ -17,6 +15,8 @@ import requests
 from defusedxml.ElementTree import fromstring
 from flask import Flask, request
 
+from tests.journeys import wait_for
+from tests.oracles import altapay_checksum
 from tests.servers import serving
 
 API_USER = ("sandbox-api", "sandbox-password")
@@ -38,28 +38,6 @@ RELAYED_PAGE = """<!doctype html>
 <a href="jav&#x09;ascript:alert(7)">tab</a>
 <p>Receipt &amp; details</p>
 </body></html>"""
-
-
-def md5(text: str) -> str:
-    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - AltaPay's checksum is MD5
-
-
-def expected_checksum(fields: dict) -> str:
-    return md5(
-        f"amount={fields['amount']},currency={fields['currency']},secret={SECRET},"
-        f"shop_orderid={fields['shop_orderid']}"
-    )
-
-
-def eventually(check, timeout: float = 10.0):
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("the sandbox did not get there in time")
 
 
 class RecordingShop:
@@ -319,7 +297,7 @@ def test_an_approved_card_is_signed_and_the_shops_page_relayed_without_javascrip
     assert posted["payment_id"] == pid and posted["require_capture"] == "true"
     assert posted["masked_credit_card"] == "411111******1111"
     assert posted["transaction_info[order]"] == "1001"
-    assert posted["checksum"] == expected_checksum(posted)
+    assert posted["checksum"] == altapay_checksum(posted, SECRET)
     assert merchant.calls[0]["cookie"] == "shop_session=abc123"
     xml = callback_xml(posted)
     assert text(xml, "Body/Result") == "Success"
@@ -365,7 +343,7 @@ def test_declines_and_errors_call_the_fail_page(sandbox, merchant, amount, card,
     assert merchant.posts("ok") == []
     [posted] = merchant.posts("fail")
     assert posted["status"] == status
-    assert posted["checksum"] == expected_checksum(posted)
+    assert posted["checksum"] == altapay_checksum(posted, SECRET)
     xml = callback_xml(posted)
     assert text(xml, "Body/Result") == result
     assert text(xml, "Body/MerchantErrorMessage")
@@ -391,9 +369,9 @@ def test_an_open_payment_is_notified_when_final(sandbox, merchant):
     assert opened["status"] == "open"
     assert text(callback_xml(opened), "Body/Result") == "Open"
 
-    [notified] = eventually(lambda: merchant.posts("notification"))
+    [notified] = wait_for(lambda: merchant.posts("notification"), seconds=10.0)
     assert notified["status"] == "succeeded" and notified["payment_id"] == pid
-    assert notified["checksum"] == expected_checksum(notified)
+    assert notified["checksum"] == altapay_checksum(notified, SECRET)
     txn = callback_xml(notified).find("Body/Transactions/Transaction")
     assert text(txn, "TransactionStatus") == "preauth"
     assert text(txn, "ReservedAmount") == "20.68"
@@ -408,7 +386,7 @@ def test_an_open_payment_is_finished_when_the_clock_moves(sandbox, merchant):
     [row] = transactions(sandbox, shop_orderid="1001-1")
     assert text(row, "TransactionStatus") == "open"
     sandbox.advance(3601)
-    eventually(lambda: merchant.posts("notification"))
+    assert wait_for(lambda: merchant.posts("notification"), seconds=10.0)
 
 
 def test_a_shop_too_slow_to_answer_gets_the_gateway_error_page(sandbox, merchant):
@@ -441,7 +419,9 @@ def test_verify_order_refusal_stops_the_payment_with_the_shops_reason(sandbox, m
     answer = pay(url)
     assert 'role="alert"' in answer.text and "Sorry, out of stock" in answer.text
     [asked] = merchant.posts("verify_order")
-    assert asked["shop_orderid"] == "1001-1" and asked["checksum"] == expected_checksum(asked)
+    assert asked["shop_orderid"] == "1001-1" and asked["checksum"] == altapay_checksum(
+        asked, SECRET
+    )
     assert merchant.posts("ok") == [] and merchant.posts("fail") == []
     assert transactions(sandbox, shop_orderid="1001-1") == []
 
@@ -472,7 +452,7 @@ def test_fault_bad_checksum(sandbox, merchant):
     pay(url)
     [posted] = merchant.posts("ok")
     assert re.fullmatch(r"[0-9a-f]{32}", posted["checksum"])
-    assert posted["checksum"] != expected_checksum(posted)
+    assert posted["checksum"] != altapay_checksum(posted, SECRET)
 
 
 def test_fault_no_checksum(sandbox, merchant):
@@ -488,7 +468,7 @@ def test_fault_tamper_amount_keeps_a_valid_checksum_and_a_consistent_xml(sandbox
     pay(url)
     [posted] = merchant.posts("ok")
     assert posted["amount"] == "1.00"
-    assert posted["checksum"] == expected_checksum(posted)
+    assert posted["checksum"] == altapay_checksum(posted, SECRET)
     assert text(callback_xml(posted), "Body/Transactions/Transaction/ReservedAmount") == "1.00"
     [row] = transactions(sandbox, shop_orderid="1001-1")
     assert text(row, "ReservedAmount") == "20.00"  # the gateway's own record is untouched
@@ -499,7 +479,7 @@ def test_fault_tamper_currency(sandbox, merchant):
     _, url = create(sandbox, merchant)
     pay(url)
     [posted] = merchant.posts("ok")
-    assert posted["currency"] == "840" and posted["checksum"] == expected_checksum(posted)
+    assert posted["currency"] == "840" and posted["checksum"] == altapay_checksum(posted, SECRET)
     txn = callback_xml(posted).find("Body/Transactions/Transaction")
     assert text(txn, "MerchantCurrency") == "840" and text(txn, "MerchantCurrencyAlpha") == "USD"
 
@@ -509,7 +489,9 @@ def test_fault_other_orderid(sandbox, merchant):
     _, url = create(sandbox, merchant)
     pay(url)
     [posted] = merchant.posts("ok")
-    assert posted["shop_orderid"] == "2002-1" and posted["checksum"] == expected_checksum(posted)
+    assert posted["shop_orderid"] == "2002-1" and posted["checksum"] == altapay_checksum(
+        posted, SECRET
+    )
     assert text(callback_xml(posted), "Body/Transactions/Transaction/ShopOrderId") == "2002-1"
 
 
@@ -536,10 +518,10 @@ def test_fault_fail_after_success(sandbox, merchant):
     merchant.answers["ok"] = ("<p>Paid</p>", 200)
     _, url = create(sandbox, merchant)
     assert "Paid" in pay(url).text
-    [late] = eventually(lambda: merchant.posts("fail"))
+    [late] = wait_for(lambda: merchant.posts("fail"), seconds=10.0)
     [ok] = merchant.posts("ok")
     assert late["transaction_id"] == ok["transaction_id"] and late["status"] == "failed"
-    assert late["checksum"] == expected_checksum(late)
+    assert late["checksum"] == altapay_checksum(late, SECRET)
     xml = callback_xml(late)
     assert text(xml, "Body/Transactions/Transaction/TransactionStatus") == "preauth"
 

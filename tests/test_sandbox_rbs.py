@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 import threading
-import time
 import uuid
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,6 +18,8 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from sandbox import create_app as create_sandbox
 from sandbox.rbs import checksum as sandbox_checksum
 from tests.conftest import CONTROL_TOKEN, SandboxControl
+from tests.journeys import wait_for
+from tests.oracles import rbs_checksum
 from tests.servers import serving
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "rbs"
@@ -74,24 +73,6 @@ def query_of(url: str) -> dict:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
 
 
-def expected_checksum(params: dict, key: str) -> str:
-    """The verifier's side of the callback checksum (gateways.md §2.6)."""
-    pairs = sorted((k, v) for k, v in params.items() if k not in ("checksum", "sign_alias"))
-    text = "".join(f"{k};{v};" for k, v in pairs)
-    return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest().upper()
-
-
-def wait_for(predicate, timeout: float = 10.0):
-    """Poll until ``predicate()`` is truthy; bounded, never a timing assertion."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met within the time allowed")
-
-
 class Recorder:
     """A merchant endpoint on loopback that records every callback it receives."""
 
@@ -114,7 +95,7 @@ class Recorder:
             return [(c["params"].get("operation"), c["params"].get("status")) for c in self.calls]
 
     def wait(self, count: int = 1) -> list[dict]:
-        wait_for(lambda: len(self.calls) >= count)
+        assert wait_for(lambda: len(self.calls) >= count, seconds=10.0)
         with self.lock:
             return list(self.calls)
 
@@ -159,7 +140,7 @@ def parse(html: str) -> PageParser:
 def test_checksum_matches_the_worked_examples():
     for example in json.loads((FIXTURES / "checksum_examples.json").read_text()):
         assert sandbox_checksum(example["params"], example["key"]) == example["checksum"]
-        assert expected_checksum(example["params"], example["key"]) == example["checksum"]
+        assert rbs_checksum(example["params"], example["key"]) == example["checksum"]
         with_extras = {**example["params"], "checksum": "X", "sign_alias": "k1"}
         assert sandbox_checksum(with_extras, example["key"]) == example["checksum"]
 
@@ -404,7 +385,9 @@ def test_concurrent_payments_decide_once(sandbox, recorder):
     assert len(set(results)) == 1  # every browser is sent where the one decision went
     recorder.wait(1)
     # The decision is reported once: wait until its delivery is finished, then count.
-    wait_for(lambda: all(j["state"] == "delivered" for j in sandbox.state()["delivery"]))
+    assert wait_for(
+        lambda: all(j["state"] == "delivered" for j in sandbox.state()["delivery"]), seconds=10.0
+    )
     assert len(recorder.calls) == 1
     assert len(sandbox.state()["delivery"]) == 1
 
@@ -743,7 +726,7 @@ def test_abandoned_order_expires_when_the_clock_moves(sandbox, recorder):
     params = received["params"]
     assert params["operation"] == "declinedByTimeout"
     assert params["mdOrder"] == reply["orderId"]
-    assert params["checksum"] == expected_checksum(params, CALLBACK_KEY)
+    assert params["checksum"] == rbs_checksum(params, CALLBACK_KEY)
     info = status(sandbox, reply["orderId"])
     assert (info["orderStatus"], info["actionCode"]) == (6, -2007)
     page = requests.get(reply["formUrl"], timeout=10)
@@ -799,7 +782,7 @@ def test_callbacks_for_every_event_are_signed(sandbox, recorder):
         assert params["mdOrder"] == order_id
         assert params["orderNumber"] == "10001_1"
         assert params["amount"] == "2000"
-        assert params["checksum"] == expected_checksum(params, CALLBACK_KEY)
+        assert params["checksum"] == rbs_checksum(params, CALLBACK_KEY)
 
 
 def test_one_phase_reversal_and_decline_callbacks(sandbox, recorder):
@@ -833,7 +816,7 @@ def test_callbacks_by_get(sandbox, recorder):
     (received,) = recorder.wait(1)
     assert received["method"] == "GET"
     assert received["params"]["operation"] == "deposited"
-    assert received["params"]["checksum"] == expected_checksum(received["params"], CALLBACK_KEY)
+    assert received["params"]["checksum"] == rbs_checksum(received["params"], CALLBACK_KEY)
 
 
 def test_callback_is_retried_until_answered_200(sandbox, recorder):
@@ -842,7 +825,10 @@ def test_callback_is_retried_until_answered_200(sandbox, recorder):
     reply = register(sandbox, dynamicCallbackUrl=recorder.url)
     pay(reply["formUrl"])
     recorder.wait(3)
-    job = wait_for(lambda: [j for j in sandbox.state()["delivery"] if j["state"] == "delivered"])
+    job = wait_for(
+        lambda: [j for j in sandbox.state()["delivery"] if j["state"] == "delivered"], seconds=10.0
+    )
+    assert job
     assert [t["status"] for t in job[0]["tries"]] == [500, 503, 200]
     assert len({json.dumps(c["params"], sort_keys=True) for c in recorder.calls}) == 1
 
@@ -863,7 +849,7 @@ def test_duplicate_callback_fault(sandbox, recorder):
     pay(reply["formUrl"])
     calls = recorder.wait(3)
     assert len({json.dumps(c["params"], sort_keys=True) for c in calls}) == 1
-    assert calls[0]["params"]["checksum"] == expected_checksum(calls[0]["params"], CALLBACK_KEY)
+    assert calls[0]["params"]["checksum"] == rbs_checksum(calls[0]["params"], CALLBACK_KEY)
 
 
 @pytest.mark.parametrize("fault", ["bad_checksum", "no_checksum", "tamper_amount"])
@@ -874,17 +860,17 @@ def test_checksum_faults(sandbox, recorder, fault):
     params = recorder.wait(1)[0]["params"]
     if fault == "bad_checksum":
         assert re.fullmatch(r"[0-9A-F]{64}", params["checksum"])
-        assert params["checksum"] != expected_checksum(params, CALLBACK_KEY)
+        assert params["checksum"] != rbs_checksum(params, CALLBACK_KEY)
     elif fault == "no_checksum":
         assert "checksum" not in params
     else:
         assert params["amount"] == "1"
-        assert params["checksum"] == expected_checksum(params, CALLBACK_KEY)
+        assert params["checksum"] == rbs_checksum(params, CALLBACK_KEY)
     # The fault was for one callback only.
     call(sandbox, "refund", orderId=reply["orderId"], amount="0")
     params = recorder.wait(2)[1]["params"]
     assert params["amount"] == "2000"
-    assert params["checksum"] == expected_checksum(params, CALLBACK_KEY)
+    assert params["checksum"] == rbs_checksum(params, CALLBACK_KEY)
 
 
 def test_dropped_and_delayed_callbacks(sandbox, recorder):
@@ -918,7 +904,7 @@ def test_callback_on_demand_for_replays(sandbox, recorder):
     assert response.status_code == 200
     params = recorder.wait(2)[1]["params"]
     assert (params["operation"], params["status"]) == ("deposited", "0")
-    assert params["checksum"] == expected_checksum(params, CALLBACK_KEY)
+    assert params["checksum"] == rbs_checksum(params, CALLBACK_KEY)
     assert status(sandbox, reply["orderId"])["orderStatus"] == 2  # a callback moves no money
 
 

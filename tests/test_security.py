@@ -9,8 +9,6 @@ NUL character in text where SQLite stores it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
 from datetime import timedelta
@@ -36,6 +34,8 @@ from tests.deployment import database_url, drop_database
 from tests.factories import make_product
 from tests.journeys import CUSTOMER, latest_order, to_gateway
 from tests.journeys import product as live_product
+from tests.oracles import rbs_checksum
+from tests.production import production
 
 scenario = pytest.mark.scenario
 
@@ -572,9 +572,7 @@ def test_a_callback_with_a_non_ascii_checksum_is_refused_not_a_500(app, client, 
 
 def signed_rbs_callback(attempt: PaymentAttempt, **values) -> dict:
     params = {"mdOrder": attempt.gateway_id, "orderNumber": attempt.reference, **values}
-    signed = "".join(f"{k};{v};" for k, v in sorted(params.items()))
-    digest = hmac.new(RBS_CALLBACK_KEY.encode(), signed.encode(), hashlib.sha256).hexdigest()
-    return {**params, "checksum": digest.upper()}
+    return {**params, "checksum": rbs_checksum(params, RBS_CALLBACK_KEY)}
 
 
 @scenario(
@@ -724,34 +722,6 @@ def test_order_lookup_gives_the_same_answer_for_any_mismatch(app, client, shop):
 
 
 # Production configuration ----------------------------------------------------------------------
-def production(**overrides) -> dict:
-    """A complete production configuration; ``overrides`` break one thing at a time."""
-    config = {
-        "ENV": "production",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "DATABASE_URL": "postgresql://shop:secret@db.example/shop",
-        "PROXY_COUNT": "1",
-        "PUBLIC_URL": "https://shop.example",
-        "SANDBOX": False,
-        "SANDBOX_URL": "",
-        "GATEWAYS": "rbs,altapay,interpay",
-        "RBS_URL": "https://rbs.gateway.example/payment/rest/",
-        "RBS_USERNAME": "shop-api",
-        "RBS_PASSWORD": "a-real-password",
-        "RBS_CALLBACK_KEY": "a-real-callback-key",
-        "ALTAPAY_URL": "https://altapay.gateway.example/merchant/API/",
-        "ALTAPAY_USERNAME": "shop-api",
-        "ALTAPAY_PASSWORD": "a-real-password",
-        "ALTAPAY_TERMINAL": "Shop Terminal",
-        "ALTAPAY_SECRET": "a-real-shared-secret",
-        "INTERPAY_URL": "https://a.interpay.example/svra/ https://b.interpay.example/svrb/",
-        "INTERPAY_TERMID": "SHOP0001",
-        "INTERPAY_PASS": "a-real-pass",
-    }
-    config.update(overrides)
-    return config
-
-
 def test_a_complete_production_configuration_starts(postgres_database):
     app = create_app(production(DATABASE_URL=postgres_database))
     with app.app_context():
@@ -829,22 +799,27 @@ def _order_count(app) -> int:
     gateway="rbs",
 )
 def test_placing_orders_beyond_the_limit_gets_a_429_and_makes_no_order(make_shop, sandbox):
-    shop = make_shop(RATELIMIT_ENABLED=True)
+    # One customer may hold this many unpaid items: the rate limit is what is tried here.
+    shop = make_shop(RATELIMIT_ENABLED=True, CUSTOMER_MAX_UNPAID_UNITS=1000)
     _, slug = live_product(shop, stock=1000)
-    # A browser with a cart and details, ready to place: its cookie is replayed as it is, with
-    # a new checkout key each time, so that every request not refused makes a new order.
+    # A browser with a cart and details, ready to place: its cookie is replayed, each time
+    # with a new checkout key of its own in it, so that every request not refused makes a new
+    # order.
     ready = shop.app.test_client()
     form = page(ready.get(f"/p/{slug}")).form("/cart/add")
     assert ready.post("/cart/add", data=form.fields).status_code == 303
     ready.post("/checkout/", data={**form.fields, "gateway": "rbs", **CUSTOMER})
     token = page(ready.get("/checkout/review")).form("/checkout/place").fields["csrf_token"]
-    cookie = ready.get_cookie("session").value
 
     def place(address: str, n: int):
+        key = f"key-{address.replace('.', '-')}-{n:04d}"
+        with ready.session_transaction() as session:
+            session["checkout_key"] = key
+        cookie = ready.get_cookie("session").value
         client = shop.app.test_client(use_cookies=False)
         return client.post(
             "/checkout/place",
-            data={"csrf_token": token, "checkout_key": f"key-{address.replace('.', '-')}-{n:04d}"},
+            data={"csrf_token": token, "checkout_key": key},
             headers={"Cookie": f"session={cookie}"},
             environ_base={"REMOTE_ADDR": address},
         )
