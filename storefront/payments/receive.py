@@ -16,6 +16,7 @@ from storefront.extensions import db
 from storefront.gateways import configured
 from storefront.gateways.base import BadNotice, EventKind, Journal, Outcome
 from storefront.money import currency_info, from_major
+from storefront.ops import observe
 from storefront.orders.models import Order, OrderState
 from storefront.orders.service import is_token
 from storefront.payments import evidence
@@ -43,6 +44,7 @@ def receive_return(gateway: str, token: str, args: Mapping[str, str]) -> Order:
     attempt = _attempt_by_token(token)
     if attempt is None or attempt.gateway != gateway:
         abort(404)
+    observe.attempt(attempt)  # the request's log lines name its order and attempt
     adapter = configured(gateway)
     if adapter is None:
         # The shop no longer speaks this gateway: the order as it stands; the operator settles it.
@@ -107,6 +109,7 @@ def receive_callback(
     attempt = find_attempt(gateway, notice.reference, notice.gateway_id)
     if attempt is None:
         abort(404)
+    observe.attempt(attempt)
     result = settle(attempt, cause, notice, journal)
     return attempt, result.outcome is not Outcome.UNKNOWN
 
