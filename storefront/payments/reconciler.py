@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 
+from storefront.database import rows_changed
 from storefront.extensions import db
 from storefront.gateways import get_gateway
 from storefront.gateways.base import Gateway
@@ -159,7 +160,7 @@ def claim_due(older_than: float, batch: int, skip: set[int] = frozenset()) -> li
 
 def _take(attempt: PaymentAttempt, until: datetime) -> bool:
     """Move the attempt's next check to ``until`` if no one moved it since we read it."""
-    taken = db.session.execute(
+    taken = rows_changed(
         update(PaymentAttempt)
         .where(
             PaymentAttempt.id == attempt.id,
@@ -167,7 +168,7 @@ def _take(attempt: PaymentAttempt, until: datetime) -> bool:
         )
         .values(next_check_at=until)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     return taken == 1
 
 
