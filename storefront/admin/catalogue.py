@@ -27,7 +27,7 @@ FORM_ROOM = 256 * 1024
 
 
 def _actor() -> str:
-    return auth.current_staff().email
+    return auth.signed_in_staff().email
 
 
 def _product_or_404(product_id: int) -> Product:

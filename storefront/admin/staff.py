@@ -26,7 +26,7 @@ from storefront.extensions import db
 
 
 def _me() -> StaffUser:
-    return auth.current_staff()
+    return auth.signed_in_staff()
 
 
 def _member_or_404(staff_id: int) -> StaffUser:

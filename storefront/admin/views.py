@@ -76,7 +76,7 @@ def admin_iso(value: datetime | None) -> str:
 
 
 def _operator() -> str:
-    return auth.current_staff().email
+    return auth.signed_in_staff().email
 
 
 # Signing in and out ------------------------------------------------------------------------
