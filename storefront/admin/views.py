@@ -35,6 +35,7 @@ from storefront.admin.operations import (
 )
 from storefront.extensions import db
 from storefront.gateways import REGISTRY, configured
+from storefront.gateways.base import Gateway
 from storefront.money import to_major
 from storefront.orders.models import Order
 from storefront.payments import backoffice
@@ -182,7 +183,7 @@ class PaymentPanel:
     """One payment attempt as the order page shows it, with the forms its state allows."""
 
     attempt: PaymentAttempt
-    gateway: object | None
+    gateway: Gateway | None
     capturable: int
     refundable: int
     reversible: bool = False
