@@ -24,7 +24,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from storefront.admin import auth, queries
-from storefront.admin.forms import AmountForm, EmptyForm, OrderFilterForm, SignInForm
+from storefront.admin.forms import AmountForm, EmptyForm, OrderFilterForm, SignInForm, required
 from storefront.admin.operations import (
     CHECKABLE,
     check_now,
@@ -282,11 +282,12 @@ def _amount_action(number: str, attempt_id: int, action: str):
     if not form.validate_on_submit():
         return _render_order(order, bound={(attempt.id, action): form}, status=422)
     run = backoffice.capture if action == "capture" else backoffice.refund
-    shown = money(form.minor, attempt.currency)
+    amount = required(form.minor)
+    shown = money(amount, attempt.currency)
     return _run_action(
         order,
         attempt,
-        lambda: run(attempt, form.minor, _operator()),
+        lambda: run(attempt, amount, _operator()),
         f"{action.capitalize()} of {shown} done.",
     )
 
