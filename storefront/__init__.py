@@ -37,7 +37,10 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     if app.config["PROXY_COUNT"]:  # None (unset) and 0: browsers reach the shop directly
         # Behind a load balancer: take the client's address and scheme from the trusted proxies.
         count = app.config["PROXY_COUNT"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+        # Wrapping ``wsgi_app`` is how Flask takes middleware; its type calls it a method.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=count, x_proto=count, x_host=count
+        )
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)

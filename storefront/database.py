@@ -2,6 +2,8 @@
 
 - SQLite: WAL and foreign keys on every connection, and one queue of writers (below).
 - Both databases: no NUL character reaches a text parameter.
+
+And ``rows_changed``, the count of rows a guarded UPDATE or DELETE changed.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import os
 import sqlite3
 import threading
 import time
+from typing import Any, cast
 
 from flask import Flask
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy import Delete, Update, event
+from sqlalchemy.engine import CursorResult, Engine
 
 from storefront.extensions import db
 
@@ -34,6 +37,15 @@ def init_app(app: Flask) -> None:
     event.listen(engine, "commit", _release_sqlite_writer)
     event.listen(engine, "rollback", _release_sqlite_writer)
     event.listen(engine, "checkin", _release_on_checkin)
+
+
+def rows_changed(statement: Update | Delete) -> int:
+    """Run ``statement`` in the current session; the number of rows it changed.
+
+    An UPDATE or DELETE without RETURNING always gives a ``CursorResult``, which holds the
+    count; ``Session.execute`` is typed as giving any ``Result``, which does not.
+    """
+    return cast(CursorResult[Any], db.session.execute(statement)).rowcount
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -1,5 +1,7 @@
 """Extensions, created once here and bound to the application in ``create_app``."""
 
+from typing import TYPE_CHECKING
+
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -21,5 +23,13 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# The base class of every model. ``db.Model`` is made at run time, so a type checker cannot
+# use it as a base class; it sees the declarative base it is built on instead.
+if TYPE_CHECKING:
+    Model = Base  # what the type checker sees: the declarative base with the naming convention
+else:
+    Model = db.Model  # what runs: Flask-SQLAlchemy's model class (table names, session)
+
 migrate = Migrate()
 csrf = CSRFProtect()

@@ -16,11 +16,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storefront.extensions import db
+from storefront.extensions import Model, db
 from storefront.timeutil import now_utc
 
 
-class RateCounter(db.Model):
+class RateCounter(Model):
     key: Mapped[str] = mapped_column(String(120), primary_key=True)
     window: Mapped[int] = mapped_column(primary_key=True)  # start of the window, epoch seconds
     count: Mapped[int] = mapped_column(default=0)

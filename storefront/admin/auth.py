@@ -49,6 +49,14 @@ def current_staff() -> StaffUser | None:
     return g.staff
 
 
+def signed_in_staff() -> StaffUser:
+    """The staff user of a request past the area's guard, which lets no one else through."""
+    user = current_staff()
+    if user is None:
+        raise RuntimeError("no staff user is signed in: the page is missing its guard")
+    return user
+
+
 def _staff_from_session() -> StaffUser | None:
     data = session.get(SESSION_KEY)
     if not isinstance(data, dict):
@@ -117,10 +125,7 @@ def authenticate(email: str, password: str, address: str) -> StaffUser:
     if user is None:
         # Hash anyway, so that the answer for an unknown email takes as long as for a known one.
         check_password_hash(_decoy_hash(), password)
-        ok = False
-    else:
-        ok = user.check_password(password) and user.active
-    if not ok:
+    if user is None or not (user.check_password(password) and user.active):
         _count_failure(email, address)
         raise SignInRefused()
     return user
@@ -189,7 +194,7 @@ def money_permission_required(view):
 
     @functools.wraps(view)
     def wrapper(number: str, attempt_id: int, **kwargs):
-        if not current_staff().may_move_money:
+        if not signed_in_staff().may_move_money:
             flash(MONEY_REFUSED, "error")
             return redirect(
                 url_for("admin.order", number=number, _anchor=f"payment-{attempt_id}"), code=303
@@ -204,7 +209,7 @@ def owner_required(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        if not current_staff().is_owner:
+        if not signed_in_staff().is_owner:
             return render_error(403, "Only an owner of the shop may manage staff accounts.")
         return view(*args, **kwargs)
 

@@ -14,7 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from storefront.admin import audit, auth
 from storefront.admin import catalogue_service as service
 from storefront.admin.catalogue_forms import CategoryForm, ProductForm, StockForm
-from storefront.admin.forms import EmptyForm
+from storefront.admin.forms import EmptyForm, required
 from storefront.admin.images import ImageRefused
 from storefront.admin.views import bp
 from storefront.catalogue.models import Category, Product
@@ -27,7 +27,7 @@ FORM_ROOM = 256 * 1024
 
 
 def _actor() -> str:
-    return auth.current_staff().email
+    return auth.signed_in_staff().email
 
 
 def _product_or_404(product_id: int) -> Product:
@@ -73,10 +73,10 @@ def _too_large():
 def _save(product: Product | None, form: ProductForm):
     """Save the form's product; None when the service refused, with the error on the form."""
     data = service.ProductData(
-        name=form.name.data,
+        name=required(form.name.data),
         slug=form.slug.data or "",
         description=form.description.data or "",
-        price=form.minor,
+        price=required(form.minor),
         category_id=form.category.data,
         tax_class=form.tax_class.data,
         image_alt=form.image_alt.data or "",
@@ -150,9 +150,9 @@ def adjust_stock(product_id: int):
         try:
             service.adjust_stock(
                 current,
-                form.delta.data,
+                required(form.delta.data),
                 form.reason.data,
-                form.note.data,
+                required(form.note.data),
                 form.order.data or "",
                 _actor(),
             )
@@ -221,10 +221,10 @@ def _category_page(current: Category | None):
         try:
             saved = service.save_category(
                 current,
-                form.name.data,
+                required(form.name.data),
                 form.slug.data or "",
                 form.description.data or "",
-                form.position.data,
+                required(form.position.data),
                 form.parent.data,
                 _actor(),
             )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import selectinload
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # not in types-WTForms 3.2
 
 from storefront.admin import audit
 from storefront.admin.images import delete_upload, save_upload
@@ -120,7 +120,7 @@ def save_product(product: Product | None, data: ProductData, picture, actor: str
     )
     upload = save_upload(picture) if picture else None
     creating = product is None
-    if creating:
+    if product is None:
         product = Product(stock=0)
         db.session.add(product)
     before = {"price": product.price, "name": product.name}
@@ -244,7 +244,7 @@ def save_category(
     own = category.id if category else None
     slug = _free_slug(Category, slug or slugify(name)[:80] or "category", own, bool(slug))
     creating = category is None
-    if creating:
+    if category is None:
         category = Category()
         db.session.add(category)
     category.name, category.slug, category.description = name, slug, description

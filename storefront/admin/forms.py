@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from flask_wtf import FlaskForm
 from wtforms import DateField, HiddenField, PasswordField, SelectField, StringField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
@@ -10,6 +12,16 @@ from storefront.admin.models import MAX_PASSWORD_LENGTH
 from storefront.money import from_major, to_major
 from storefront.orders.models import OrderState
 from storefront.templating import money
+
+T = TypeVar("T")
+
+
+def required(data: T | None) -> T:
+    """What a form that validated holds for a field it requires (or for a value its check sets,
+    such as ``minor``): never None."""
+    if data is None:
+        raise ValueError("a required value is missing: the form has not validated")
+    return data
 
 
 class SignInForm(FlaskForm):

@@ -11,7 +11,7 @@ from sqlalchemy import DateTime, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from storefront.extensions import db
+from storefront.extensions import Model
 from storefront.timeutil import now_utc
 
 MIN_PASSWORD_LENGTH = 12
@@ -56,7 +56,7 @@ class Role(enum.StrEnum):
     STAFF = "staff"  # orders, fulfilment, catalogue and stock
 
 
-class StaffUser(db.Model):
+class StaffUser(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     # Stored lower-cased (see normalise_email), so one address is one account.
     email: Mapped[str] = mapped_column(String(254), unique=True)
@@ -103,7 +103,7 @@ class StaffUser(db.Model):
         return self.is_owner or self.can_refund
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Model):
     """Who changed what in the catalogue, the stock or the staff accounts, and when."""
 
     id: Mapped[int] = mapped_column(primary_key=True)

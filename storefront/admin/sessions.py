@@ -12,11 +12,11 @@ from flask import current_app
 from sqlalchemy import DateTime, String, delete
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storefront.extensions import db
+from storefront.extensions import Model, db
 from storefront.timeutil import now_utc
 
 
-class EndedSignIn(db.Model):
+class EndedSignIn(Model):
     sid: Mapped[str] = mapped_column(String(64), primary_key=True)
     ended_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
 

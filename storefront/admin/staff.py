@@ -8,11 +8,13 @@ on their next request (the session stamp, see :mod:`storefront.admin.auth`).
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from storefront.admin import auth, twofactor
 from storefront.admin import staff_service as service
-from storefront.admin.forms import EmptyForm
+from storefront.admin.forms import EmptyForm, required
 from storefront.admin.models import StaffUser
 from storefront.admin.staff_forms import (
     CodeForm,
@@ -26,7 +28,7 @@ from storefront.extensions import db
 
 
 def _me() -> StaffUser:
-    return auth.current_staff()
+    return auth.signed_in_staff()
 
 
 def _member_or_404(staff_id: int) -> StaffUser:
@@ -92,7 +94,8 @@ def staff_member(staff_id: int):
             )
         except service.StaffRefused as refused:
             db.session.rollback()
-            form.role.errors.append(str(refused))
+            # A validated field's errors are a list (types-WTForms says any sequence).
+            cast(list[str], form.role.errors).append(str(refused))
         else:
             flash(f"{user.email} is saved.")
             return _back(user)
@@ -125,7 +128,7 @@ def staff_password(staff_id: int):
     form = ResetPasswordForm(user.email)
     if not form.validate_on_submit():
         return _render_member(user, password=form, status=422)
-    service.set_password(user, form.password.data, _me().email)
+    service.set_password(user, required(form.password.data), _me().email)
     if user.id == _me().id:
         auth.start_session(user)
     flash(f"{user.email} has a new password; its other sessions have ended.")
@@ -149,13 +152,14 @@ def staff_second_factor(staff_id: int):
 # One's own account -------------------------------------------------------------------------
 def _render_account(password=None, code=None, status: int = 200):
     me = _me()
-    pending = bool(me.totp_secret and not me.totp_enabled)
+    # A secret made and not yet confirmed with a code: shown, for the authenticator app.
+    pending = me.totp_secret if me.totp_secret and not me.totp_enabled else None
     return render_template(
         "admin/account.html",
         password_form=password or OwnPasswordForm(me.email, formdata=None),
         code_form=code or CodeForm(formdata=None),
         button_form=EmptyForm(formdata=None),
-        secret=twofactor.grouped(me.totp_secret) if pending else None,
+        secret=twofactor.grouped(pending) if pending else None,
         uri=twofactor.uri(me) if pending else None,
     ), status
 

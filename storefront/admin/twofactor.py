@@ -26,6 +26,8 @@ def new_secret() -> str:
 
 def uri(user: StaffUser) -> str:
     """The ``otpauth://`` URI of the account's secret, for an authenticator app."""
+    if not user.totp_secret:
+        raise ValueError("the account has no secret to add to an app")
     issuer = current_app.config["SHOP_NAME"]
     return pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.email, issuer_name=issuer)
 

@@ -24,7 +24,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from storefront.admin import auth, queries
-from storefront.admin.forms import AmountForm, EmptyForm, OrderFilterForm, SignInForm
+from storefront.admin.forms import AmountForm, EmptyForm, OrderFilterForm, SignInForm, required
 from storefront.admin.operations import (
     CHECKABLE,
     check_now,
@@ -35,6 +35,7 @@ from storefront.admin.operations import (
 )
 from storefront.extensions import db
 from storefront.gateways import REGISTRY, configured
+from storefront.gateways.base import Gateway
 from storefront.money import to_major
 from storefront.orders.models import Order
 from storefront.payments import backoffice
@@ -76,7 +77,7 @@ def admin_iso(value: datetime | None) -> str:
 
 
 def _operator() -> str:
-    return auth.current_staff().email
+    return auth.signed_in_staff().email
 
 
 # Signing in and out ------------------------------------------------------------------------
@@ -182,7 +183,7 @@ class PaymentPanel:
     """One payment attempt as the order page shows it, with the forms its state allows."""
 
     attempt: PaymentAttempt
-    gateway: object | None
+    gateway: Gateway | None
     capturable: int
     refundable: int
     reversible: bool = False
@@ -281,11 +282,12 @@ def _amount_action(number: str, attempt_id: int, action: str):
     if not form.validate_on_submit():
         return _render_order(order, bound={(attempt.id, action): form}, status=422)
     run = backoffice.capture if action == "capture" else backoffice.refund
-    shown = money(form.minor, attempt.currency)
+    amount = required(form.minor)
+    shown = money(amount, attempt.currency)
     return _run_action(
         order,
         attempt,
-        lambda: run(attempt, form.minor, _operator()),
+        lambda: run(attempt, amount, _operator()),
         f"{action.capitalize()} of {shown} done.",
     )
 

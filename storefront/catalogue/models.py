@@ -9,7 +9,7 @@ from flask import url_for
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from storefront.extensions import db
+from storefront.extensions import Model
 from storefront.timeutil import now_utc
 
 
@@ -21,7 +21,7 @@ class TaxClass(enum.StrEnum):
     ZERO = "zero"
 
 
-class Category(db.Model):
+class Category(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -35,7 +35,7 @@ class Category(db.Model):
     children: Mapped[list[Category]] = relationship(back_populates="parent")
 
 
-class Product(db.Model):
+class Product(Model):
     __table_args__ = (
         # The last line of defence against overselling: no transaction may commit negative stock.
         CheckConstraint("stock >= 0", name="stock_not_negative"),
@@ -79,7 +79,7 @@ class StockReason(enum.StrEnum):
     MANUAL = "manual"  # counted, damaged, delivered: a person's adjustment
 
 
-class StockMovement(db.Model):
+class StockMovement(Model):
     """One change of a product's stock, with why and by whom: the stock's whole history."""
 
     id: Mapped[int] = mapped_column(primary_key=True)

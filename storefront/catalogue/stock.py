@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from storefront.catalogue.models import Product, StockMovement, StockReason
+from storefront.database import rows_changed
 from storefront.extensions import db
 
 SHOP = "shop"
@@ -63,12 +64,12 @@ def adjust(
     :raise StockRefused: the stock would go below zero (concurrent sales included: the check
         is in the UPDATE itself).
     """
-    changed = db.session.execute(
+    changed = rows_changed(
         update(Product)
         .where(Product.id == product.id, Product.stock + delta >= 0)
         .values(stock=Product.stock + delta)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if changed != 1:
         raise StockRefused(
             f"Only {product.stock} in stock: taking away {-delta} would leave less than none."

@@ -65,8 +65,8 @@ def ready(results: list[Check]) -> bool:
 
 def check_database() -> Check:
     url = make_url(current_app.config["SQLALCHEMY_DATABASE_URI"])
-    sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-    if sqlite_file and not Path(url.database).is_file():
+    path = url.database if url.get_backend_name() == "sqlite" else None
+    if path and path != ":memory:" and not Path(path).is_file():  # a file, not in memory
         return Check("database", False, "the SQLite file does not exist")
     try:
         with db.engine.connect() as connection:

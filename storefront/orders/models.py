@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import DateTime, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from storefront.extensions import db
+from storefront.extensions import Model
 from storefront.timeutil import now_utc
 
 
@@ -46,7 +46,7 @@ def allowed_sources(to: OrderState) -> tuple[OrderState, ...]:
     return tuple(state for state, targets in ORDER_PIPELINE.items() if to in targets)
 
 
-class Order(db.Model):
+class Order(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     # What the customer and the operator quote: random digits, not a count of our sales.
     number: Mapped[str] = mapped_column(String(16), unique=True)
@@ -91,7 +91,7 @@ class Order(db.Model):
         return self.state == OrderState.PENDING_PAYMENT
 
 
-class OrderLine(db.Model):
+class OrderLine(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
     product_id: Mapped[int | None] = mapped_column(ForeignKey("product.id"))
@@ -106,7 +106,7 @@ class OrderLine(db.Model):
         return self.unit_price * self.quantity
 
 
-class OrderEvent(db.Model):
+class OrderEvent(Model):
     """One change of an order's state, and why."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -119,7 +119,7 @@ class OrderEvent(db.Model):
     order: Mapped[Order] = relationship(back_populates="events")
 
 
-class OutboxMessage(db.Model):
+class OutboxMessage(Model):
     """A message to send once, written in the same transaction as the change that causes it.
 
     The unique (kind, order) pair makes the write itself exactly-once; the drain after the commit

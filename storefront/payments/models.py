@@ -7,13 +7,17 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from storefront.extensions import db
+from storefront.extensions import Model
 from storefront.gateways.base import EventKind
 from storefront.timeutil import now_utc
+
+if TYPE_CHECKING:
+    from storefront.orders.models import Order
 
 
 class AttemptState(StrEnum):
@@ -85,7 +89,7 @@ class Cause:
         return self.what
 
 
-class PaymentAttempt(db.Model):
+class PaymentAttempt(Model):
     __table_args__ = (
         UniqueConstraint("order_id", "seq"),
         UniqueConstraint("gateway", "reference"),
@@ -136,7 +140,7 @@ class PaymentAttempt(db.Model):
     next_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     check_streak: Mapped[int] = mapped_column(default=0)
 
-    order: Mapped[Order] = relationship(back_populates="attempts")  # noqa: F821
+    order: Mapped[Order] = relationship(back_populates="attempts")
     events: Mapped[list[PaymentEvent]] = relationship(
         back_populates="attempt", order_by="PaymentEvent.id"
     )
@@ -154,7 +158,7 @@ class PaymentAttempt(db.Model):
         return self.state in FAILED_STATES
 
 
-class PaymentEvent(db.Model):
+class PaymentEvent(Model):
     """Evidence: one exchange with a gateway or one decision about an attempt, secrets redacted."""
 
     id: Mapped[int] = mapped_column(primary_key=True)

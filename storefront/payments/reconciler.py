@@ -27,11 +27,13 @@ transition.
 from __future__ import annotations
 
 import logging
+from collections.abc import Set
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 
+from storefront.database import rows_changed
 from storefront.extensions import db
 from storefront.gateways import get_gateway
 from storefront.gateways.base import Gateway
@@ -68,7 +70,7 @@ def reconcile(older_than: float = 60, limit: int = 200) -> dict[str, int]:
             break
         for attempt_id in claimed:
             seen.add(attempt_id)
-            attempt = db.session.get(PaymentAttempt, attempt_id)
+            attempt = db.session.get_one(PaymentAttempt, attempt_id)
             before = attempt.state
             if not claim_check(attempt, older_than / 2):
                 # A pending page has just asked: look again a little later.
@@ -121,7 +123,7 @@ def _candidates(older_than: float):
     )
 
 
-def claim_due(older_than: float, batch: int, skip: set[int] = frozenset()) -> list[int]:
+def claim_due(older_than: float, batch: int, skip: Set[int] = frozenset()) -> list[int]:
     """Claim up to ``batch`` due attempts for this process; their ids. Committed before any
     gateway is asked, so the row locks last only as long as the claim."""
     now = now_utc()
@@ -159,7 +161,7 @@ def claim_due(older_than: float, batch: int, skip: set[int] = frozenset()) -> li
 
 def _take(attempt: PaymentAttempt, until: datetime) -> bool:
     """Move the attempt's next check to ``until`` if no one moved it since we read it."""
-    taken = db.session.execute(
+    taken = rows_changed(
         update(PaymentAttempt)
         .where(
             PaymentAttempt.id == attempt.id,
@@ -167,7 +169,7 @@ def _take(attempt: PaymentAttempt, until: datetime) -> bool:
         )
         .values(next_check_at=until)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     return taken == 1
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
+from storefront.database import rows_changed
 from storefront.extensions import db
 from storefront.gateways import get_gateway
 from storefront.gateways.base import (
@@ -202,12 +203,12 @@ def _acknowledge(attempt: PaymentAttempt, gateway: Gateway, journal: Journal, ca
 def claim_action(attempt: PaymentAttempt, action: str) -> bool:
     """Claim ``attempt`` for one gateway action (an Ack, a capture, …): True for one caller only,
     across threads and processes, until ``release_action``."""
-    claimed = db.session.execute(
+    claimed = rows_changed(
         update(PaymentAttempt)
         .where(PaymentAttempt.id == attempt.id, PaymentAttempt.action.is_(None))
         .values(action=action, action_at=now_utc())
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     db.session.commit()
     return claimed == 1
 
@@ -232,14 +233,14 @@ def apply_result(attempt: PaymentAttempt, result: Result, journal: Journal, caus
     moved = False
     if target is not None:
         moved = (
-            db.session.execute(
+            rows_changed(
                 update(PaymentAttempt)
                 .where(
                     PaymentAttempt.id == attempt.id, PaymentAttempt.state.in_(ALLOWED_FROM[target])
                 )
                 .values(**_values_from(result, target, attempt))
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            )
             == 1
         )
     summary = f"{cause}: gateway says {result.outcome} ({result.codes or 'no codes'})"
@@ -351,7 +352,7 @@ def claim_check(attempt: PaymentAttempt, spacing: float) -> bool:
     """
     now = now_utc()
     cutoff = now - timedelta(seconds=spacing)
-    claimed = db.session.execute(
+    claimed = rows_changed(
         update(PaymentAttempt)
         .where(
             PaymentAttempt.id == attempt.id,
@@ -359,7 +360,7 @@ def claim_check(attempt: PaymentAttempt, spacing: float) -> bool:
         )
         .values(checked_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     db.session.commit()
     return claimed == 1
 
