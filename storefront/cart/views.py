@@ -56,7 +56,7 @@ def add() -> Response:
         return _back_to(product)
     before = service.quantity_of(product.id)
     try:
-        service.add(product.id, form.quantity.data)
+        service.add(product.id, int(form.quantity.data or 0))  # validated: never None
     except service.CartError as error:
         flash(str(error), "error")
         return _back_to(product)
@@ -84,7 +84,7 @@ def update() -> Response:
     if not form.validate():
         flash(f"{product.name}: {_quantity_error(form)}", "error")
         return redirect(url_for("cart.show"), 303)
-    wanted = form.quantity.data
+    wanted = int(form.quantity.data or 0)  # validated: never None
     try:
         service.set_quantity(product.id, wanted)
     except service.CartError as error:
@@ -109,8 +109,9 @@ def remove() -> Response:
     form = RemoveFromCartForm()
     if not form.validate():
         abort(400, "That product is not in our catalogue.")
-    service.remove(form.product_id.data)
-    product = db.session.get(Product, form.product_id.data)
+    product_id = int(form.product_id.data or 0)  # validated: never None
+    service.remove(product_id)
+    product = db.session.get(Product, product_id)
     flash(f"{product.name if product else 'The item'} was removed from your cart.")
     return redirect(url_for("cart.show"), 303)
 

@@ -26,6 +26,7 @@ from flask import (
 )
 from sqlalchemy import or_, select, update
 
+from storefront.database import rows_changed
 from storefront.extensions import db
 from storefront.orders.models import Order, OutboxMessage
 from storefront.timeutil import now_utc
@@ -43,7 +44,7 @@ def drain_after_response() -> None:
     if g.get("mail_drain_scheduled"):
         return
     g.mail_drain_scheduled = True
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # the proxy's
 
     @after_this_request
     def schedule(response):
@@ -75,14 +76,14 @@ def drain(limit: int = 20) -> int:
     sent = 0
     for message_id in pending:
         if _claim(message_id):
-            sent += _send(db.session.get(OutboxMessage, message_id))
+            sent += _send(db.session.get_one(OutboxMessage, message_id))
     return sent
 
 
 def _claim(message_id: int) -> bool:
     now = now_utc()
     stale = now - timedelta(seconds=float(current_app.config["MAIL_CLAIM_TIMEOUT"]))
-    claimed = db.session.execute(
+    claimed = rows_changed(
         update(OutboxMessage)
         .where(
             OutboxMessage.id == message_id,
@@ -91,13 +92,13 @@ def _claim(message_id: int) -> bool:
         )
         .values(claimed_at=now, tries=OutboxMessage.tries + 1)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     db.session.commit()
     return claimed == 1
 
 
 def _send(message: OutboxMessage) -> int:
-    order = db.session.get(Order, message.order_id)
+    order = db.session.get_one(Order, message.order_id)
     try:
         email = _compose(message.kind, order)
         _deliver(email, f"{order.number}-{message.kind}")

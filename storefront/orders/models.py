@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import DateTime, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storefront.extensions import Model
 from storefront.timeutil import now_utc
+
+if TYPE_CHECKING:  # for the type checker only: payments imports orders at run time
+    from storefront.payments.models import PaymentAttempt
 
 
 class OrderState(StrEnum):
@@ -78,7 +82,7 @@ class Order(Model):
     events: Mapped[list[OrderEvent]] = relationship(
         back_populates="order", order_by="OrderEvent.id", cascade="all, delete-orphan"
     )
-    attempts: Mapped[list[PaymentAttempt]] = relationship(  # noqa: F821
+    attempts: Mapped[list[PaymentAttempt]] = relationship(
         back_populates="order", order_by="PaymentAttempt.seq"
     )
 

@@ -17,6 +17,7 @@ from sqlalchemy import exc, func, select, update
 
 from storefront.catalogue import stock as stock_history
 from storefront.catalogue.models import Product
+from storefront.database import rows_changed
 from storefront.extensions import db
 from storefront.orders.models import (
     Order,
@@ -167,11 +168,11 @@ def _reserve_stock(lines: list[tuple[Product, int]], order: Order | None = None)
     """Take the stock for every line; the names of the lines that could not be taken."""
     short = []
     for product, quantity in lines:
-        taken = db.session.execute(
+        taken = rows_changed(
             update(Product)
             .where(Product.id == product.id, Product.stock >= quantity, Product.active.is_(True))
             .values(stock=Product.stock - quantity)
-        ).rowcount
+        )
         if taken != 1:
             short.append(product.name)
     stock_history.sold(lines, order)  # rolled back with the order when a line is short
@@ -207,12 +208,12 @@ def transition(order: Order, to: OrderState, note: str) -> bool:
     Effects of the move happen here, inside the caller's transaction, exactly once: stock goes
     back on expiry or cancellation; the confirmation email is queued on payment.
     """
-    moved = db.session.execute(
+    moved = rows_changed(
         update(Order)
         .where(Order.id == order.id, Order.state.in_(allowed_sources(to)))
         .values(state=to, updated_at=now_utc())
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
     if moved != 1:
         return False
     before = order.state

@@ -138,7 +138,7 @@ def pay(token: str):
         attempt = handoff.pay_again(order, form.gateway.data)
     except handoff.PaymentNotStarted:
         attempt = None
-    if attempt is None:
+    if attempt is None or not attempt.redirect_url:
         return redirect(url_for("orders.show", token=token), code=303)
     return redirect(attempt.redirect_url, code=303)
 
