@@ -73,9 +73,10 @@ def register_blueprints(app: Flask) -> None:
     from storefront.catalogue.views import bp as catalogue
     from storefront.checkout.views import bp as checkout
     from storefront.orders.views import bp as orders
+    from storefront.pages.views import bp as pages
     from storefront.payments.views import bp as payments
 
-    for blueprint in (catalogue, cart, checkout, orders, payments, admin, media):
+    for blueprint in (catalogue, cart, checkout, orders, pages, payments, admin, media):
         app.register_blueprint(blueprint)
 
 

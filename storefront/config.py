@@ -150,6 +150,7 @@ SETTINGS: dict[str, Setting] = {
     "STATUS_RECHECK_SECONDS": Setting(number, 5.0),
     "MAIL_URL": Setting(text, ""),  # "" = mails written to instance/mail/
     "MAIL_FROM": Setting(text, "shop@storefront.invalid"),
+    "CONTACT_EMAIL": Setting(text, ""),  # "" = MAIL_FROM
     # A mail claimed by a process that died while sending is taken over after this long.
     "MAIL_CLAIM_TIMEOUT": Setting(number, 300.0),
     # How many reverse proxies in front of the shop to trust for X-Forwarded-* headers. Unset

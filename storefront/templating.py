@@ -33,4 +33,7 @@ def _globals() -> dict:
         "shop_name": current_app.config["SHOP_NAME"],
         "shop_currency": current_app.config["CURRENCY"],
         "cart_count": count,
+        "contact_email": current_app.config["CONTACT_EMAIL"] or current_app.config["MAIL_FROM"],
+        # The sandbox gateway is mounted in this process (app.py): no payment is real.
+        "test_mode": current_app.config["SANDBOX"],
     }
