@@ -114,6 +114,7 @@ SETTINGS: dict[str, Setting] = {
     "RBS_PASSWORD": Setting(text, "sandbox-password"),
     "RBS_CALLBACK_KEY": Setting(text, "sandbox-callback-key"),
     "RBS_TWO_PHASE": Setting(boolean, False),
+    "RBS_METHOD_NAME": Setting(text, "Card"),
     # AltaPay
     "ALTAPAY_URL": Setting(text, "", sandbox_path="/altapay/merchant/API/"),
     "ALTAPAY_USERNAME": Setting(text, "sandbox-api"),
@@ -121,12 +122,14 @@ SETTINGS: dict[str, Setting] = {
     "ALTAPAY_TERMINAL": Setting(text, "Storefront Sandbox Terminal"),
     "ALTAPAY_SECRET": Setting(text, "sandbox-shared-secret"),
     "ALTAPAY_CAPTURE": Setting(boolean, False),
+    "ALTAPAY_METHOD_NAME": Setting(text, "Card"),
     # Send config[callback_form]: AltaPay shows its card fields inside our own page.
     "ALTAPAY_PAYMENT_PAGE": Setting(boolean, True),
     # InterPay: one server URL, or the main and the backup one separated by a space.
     "INTERPAY_URL": Setting(text, "", sandbox_path="/interpay/svra/ /interpay/svrb/"),
     "INTERPAY_TERMID": Setting(text, "SANDBX01"),
     "INTERPAY_PASS": Setting(text, "sandbox-pass"),
+    "INTERPAY_METHOD_NAME": Setting(text, "Card"),
     # Confirm each approval with Ack (the gateway reverses unacknowledged ones after 3 min),
     # or in the GetResult call itself; "json" or the legacy name=value encoding.
     "INTERPAY_ACK": Setting(boolean, True),

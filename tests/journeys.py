@@ -18,6 +18,7 @@ CUSTOMER = {
     "city": "Dublin",
     "postcode": "D01 F5P2",
     "country": "IE",
+    "terms": "y",
 }
 APPROVE = "4111111111111111"
 

@@ -24,6 +24,7 @@ def checkout_in_chromium(page, shop, slug: str):
     for field in ("email", "name", "address", "city", "postcode"):
         page.fill(f"#{field}", CUSTOMER[field])
     page.select_option("#country", CUSTOMER["country"])
+    page.check("#terms")
     page.shot("details")
     page.get_by_role("button", name="Review your order").click()
     page.shot("review")

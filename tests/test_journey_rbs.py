@@ -276,6 +276,7 @@ def test_double_click_on_place_order_makes_one_order_and_one_registration(shop, 
         city="C",
         postcode="D",
         country="IE",
+        terms="y",
     )
     place = page.form("/checkout/place")
     first = browser.submit(place)
@@ -307,6 +308,7 @@ def test_price_field_slipped_into_checkout_changes_nothing(shop, sandbox):
         city="C",
         postcode="D",
         country="IE",
+        terms="y",
     )
     browser.submit(page.form("/checkout/place"), total="1", amount="1")
     order, _ = latest_order(shop)

@@ -4,18 +4,52 @@ from __future__ import annotations
 
 import unicodedata
 
+from functools import cache
+
 from babel import Locale
+from babel.core import get_global
+from flask import current_app
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, RadioField, SelectField, StringField
+from wtforms import BooleanField, EmailField, HiddenField, RadioField, SelectField, StringField
 from wtforms.validators import Email, InputRequired, Length, Regexp, ValidationError
+
+# Two-letter codes in CLDR's territory names that are no country an address can be in: the
+# aggregates (EU, EZ, UN, QO), the unknown region, the pseudo-locales' test regions, and the
+# codes ISO 3166-1 only reserves (Ascension, Clipperton, Diego Garcia, Ceuta and Melilla,
+# the Canaries, Sark, Tristan da Cunha), which gateways and carriers do not take.
+NOT_COUNTRIES = frozenset(
+    {"EU", "EZ", "UN", "QO", "ZZ", "XA", "XB", "AC", "CP", "DG", "EA", "IC", "CQ", "TA"}
+)
+
+
+@cache
+def _countries(locale: str) -> tuple[tuple[str, str], ...]:
+    names = Locale.parse(locale).territories
+    currencies = get_global("territory_currencies")
+    # Numeric codes are regions such as "Europe" (150); a country has a currency of its own.
+    return tuple(
+        sorted(
+            (
+                (code, name)
+                for code, name in names.items()
+                if len(code) == 2
+                and code.isalpha()
+                and code not in NOT_COUNTRIES
+                and code in currencies
+            ),
+            key=lambda pair: pair[1],
+        )
+    )
 
 
 def country_choices() -> list[tuple[str, str]]:
-    names = Locale.parse("en").territories
-    # Two-letter codes are countries; numeric ones are regions such as "Europe".
-    return sorted(
-        ((code, name) for code, name in names.items() if code.isalpha()), key=lambda pair: pair[1]
-    )
+    """The countries an address can be in, by name in the shop's language."""
+    return list(_countries(current_app.config["LOCALE"]))
+
+
+def shop_country() -> str:
+    """The country the shop is in, from its locale (``en_IE`` -> ``IE``): the form's default."""
+    return Locale.parse(current_app.config["LOCALE"]).territory or ""
 
 
 def printable(form, field) -> None:
@@ -33,7 +67,13 @@ class DetailsForm(FlaskForm):
     city = StringField("City", validators=[InputRequired(), Length(max=120), printable])
     postcode = StringField("Postcode", validators=[InputRequired(), Length(max=20), printable])
     country = SelectField("Country", validators=[InputRequired()])
-    gateway = RadioField("Pay with", validators=[InputRequired()])
+    gateway = RadioField(
+        "Pay with", validators=[InputRequired(message="Please choose how you want to pay.")]
+    )
+    terms = BooleanField(
+        "I accept the terms and conditions",
+        validators=[InputRequired(message="Please accept the terms and conditions to order.")],
+    )
 
 
 class PlaceOrderForm(FlaskForm):

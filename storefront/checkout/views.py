@@ -11,8 +11,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
 
 from storefront.cart import service as cart_service
-from storefront.checkout.forms import DetailsForm, PlaceOrderForm, country_choices
-from storefront.gateways import offered
+from storefront.checkout.forms import DetailsForm, PlaceOrderForm, country_choices, shop_country
+from storefront.gateways import method_name, offered
 from storefront.orders import service as orders
 from storefront.payments.handoff import (
     PaymentNotStarted,
@@ -31,7 +31,9 @@ KEY = "checkout_key"
 def _details_form() -> DetailsForm:
     form = DetailsForm(data=session.get(DETAILS))
     form.country.choices = country_choices()
-    form.gateway.choices = [(g.name, g.title) for g in offered()]
+    if not form.country.data:
+        form.country.data = shop_country()
+    form.gateway.choices = [(g.name, method_name(g)) for g in offered()]
     if not form.gateway.data and form.gateway.choices:
         form.gateway.data = form.gateway.choices[0][0]
     return form
@@ -51,7 +53,8 @@ def start():
             for name in ("email", "name", "address", "city", "postcode", "country", "gateway")
         }
         return redirect(url_for("checkout.review"), code=303)
-    return render_template("checkout/details.html", form=form, cart=cart)
+    processors = {g.name: g.processor for g in offered()}
+    return render_template("checkout/details.html", form=form, cart=cart, processors=processors)
 
 
 @bp.get("/review")
@@ -72,6 +75,7 @@ def review():
         details=details,
         form=form,
         gateway=gateway,
+        method_name=method_name,
         country=dict(country_choices()).get(details["country"], details["country"]),
     )
 

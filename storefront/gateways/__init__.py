@@ -41,6 +41,12 @@ def configured(name: str) -> Gateway | None:
         return None
 
 
+def method_name(gateway: Gateway) -> str:
+    """What checkout calls the gateway's payment method ("Card", "Card or MobilePay"): the
+    customer chooses how to pay, not which processor; its name is only in the small print."""
+    return current_app.config[f"{gateway.name.upper()}_METHOD_NAME"]
+
+
 def offered() -> list[Gateway]:
     """The gateways offered at checkout, in the configured order."""
     return [get_gateway(name) for name in current_app.config["GATEWAYS"]]

@@ -64,6 +64,7 @@ def checksum(amount: str, currency: str, shop_orderid: str, secret: str) -> str:
 class AltaPayGateway(HttpGateway):
     name = "altapay"
     title = "Card (AltaPay)"
+    processor = "AltaPay"
     url_setting = "ALTAPAY_URL"
     required_settings = ("ALTAPAY_USERNAME", "ALTAPAY_PASSWORD", "ALTAPAY_SECRET")
     # The gateway POSTs our ok/fail/open pages and shows the customer what we answer (with

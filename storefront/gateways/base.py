@@ -198,7 +198,8 @@ class Gateway:
     """
 
     name: ClassVar[str]  # "rbs", "altapay", "interpay": URLs and settings use it
-    title: ClassVar[str]  # the payment method as checkout and the admin name it
+    title: ClassVar[str]  # the payment method as the admin names it
+    processor: ClassVar[str]  # the processor's name, in checkout's small print
     # Settings (without the STOREFRONT_ prefix) holding the gateway's base URL(s), and those
     # that production must have set to real values (their sandbox defaults are refused).
     url_setting: ClassVar[str]

@@ -64,6 +64,7 @@ FIELD_NAME = re.compile(r"[A-Z0-9_]+")
 class InterPayGateway(HttpGateway):
     name = "interpay"
     title = "Card (InterPay)"
+    processor = "InterPay"
     url_setting = "INTERPAY_URL"
     required_settings = ("INTERPAY_TERMID", "INTERPAY_PASS")
     supports_refund = False  # Web-Redirect has no refund message

@@ -73,6 +73,7 @@ def checksum(params: Mapping[str, str], key: str) -> str:
 class RbsGateway(HttpGateway):
     name = "rbs"
     title = "Card (BPC/RBS)"
+    processor = "BPC/RBS"
     url_setting = "RBS_URL"
     required_settings = ("RBS_USERNAME", "RBS_PASSWORD", "RBS_CALLBACK_KEY")
     # One notification page; the operation it reports (deposited, reversed, …) is in the body.
