@@ -11,7 +11,8 @@ from storefront.admin.models import AuditEntry
 from storefront.extensions import db
 from storefront.orders.models import OrderState, OutboxMessage
 from storefront.orders.shipping import Shipment
-from tests.admin_steps import EMAIL, Back, make_staff
+from storefront.payments.models import PaymentAttempt
+from tests.admin_steps import EMAIL, Back, held_on_the_sandbox, make_staff
 from tests.test_admin import make_order
 
 
@@ -78,3 +79,16 @@ def test_unpaid_order_cannot_be_dispatched(app, back):
     number = _order(app, OrderState.PENDING_PAYMENT)
     page = back.get(f"/admin/orders/{number}")
     assert "/dispatch" not in "".join(f.action for f in page.forms)
+
+
+def test_capture_on_dispatch_takes_the_held_payment_at_the_sandbox(make_shop):
+    shop = make_shop(RBS_TWO_PHASE=True, CAPTURE_ON_DISPATCH=True)
+    order, attempt = held_on_the_sandbox(shop)
+    make_staff(shop.app)
+    office = Back(shop.app.test_client())
+    office.sign_in()
+    page = office.get(f"/admin/orders/{order.number}")
+    page = office.submit(page.form("/dispatch"), carrier="An Post", tracking="CE987654321IE")
+    assert "The held payment was captured." in page.text, page.text
+    with shop.db() as session:
+        assert session.get(PaymentAttempt, attempt.id).captured == 2500
