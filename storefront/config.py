@@ -123,6 +123,8 @@ SETTINGS: dict[str, Setting] = {
     "ALTAPAY_SECRET": Setting(text, "sandbox-shared-secret"),
     "ALTAPAY_CAPTURE": Setting(boolean, False),
     "ALTAPAY_METHOD_NAME": Setting(text, "Card"),
+    # Capture a held payment when the order is marked dispatched in the admin.
+    "CAPTURE_ON_DISPATCH": Setting(boolean, False),
     # Send config[callback_form]: AltaPay shows its card fields inside our own page.
     "ALTAPAY_PAYMENT_PAGE": Setting(boolean, True),
     # InterPay: one server URL, or the main and the backup one separated by a space.

@@ -394,4 +394,4 @@ def unknown(anything: str):
 
 
 # The catalogue, stock and staff pages join this blueprint (and its guard) from their modules.
-from storefront.admin import catalogue, staff  # noqa: E402, F401
+from storefront.admin import catalogue, fulfilment, staff  # noqa: E402, F401

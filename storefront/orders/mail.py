@@ -32,6 +32,8 @@ from storefront.orders.models import Order, OutboxMessage
 from storefront.timeutil import now_utc
 
 SMTP_TIMEOUT = 20
+# The end of each message kind's subject line.
+SUBJECTS = {"order_confirmation": "confirmed", "dispatched": "dispatched"}
 
 
 def drain_after_response() -> None:
@@ -122,9 +124,12 @@ def _compose(kind: str, order: Order) -> EmailMessage:
     receipt_url = current_app.config["PUBLIC_URL"] + url_for(
         "orders.show", token=order.receipt_token
     )
-    context = {"order": order, "receipt_url": receipt_url}
+    from storefront.orders.shipping import shipment_of
+
+    context = {"order": order, "receipt_url": receipt_url, "shipment": shipment_of(order)}
     email = EmailMessage()
-    email["Subject"] = f"{current_app.config['SHOP_NAME']}: order {order.number} confirmed"
+    what = SUBJECTS.get(kind, "confirmed")
+    email["Subject"] = f"{current_app.config['SHOP_NAME']}: order {order.number} {what}"
     email["From"] = current_app.config["MAIL_FROM"]
     email["To"] = order.email
     email.set_content(render_template(f"email/{kind}.txt", **context))
