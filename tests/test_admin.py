@@ -654,12 +654,12 @@ def test_order_page_offers_only_what_the_payment_state_allows(app, back, gateway
         declined = declined.number
 
     page = back.get(f"/admin/orders/{held}")
-    assert buttons_on(page) == {"Capture", "Void", "Check now"}
+    assert buttons_on(page) == {"Capture", "Void", "Check now", "Mark dispatched"}
     capture = page.form("/capture")
     assert capture.fields[next(k for k in capture.fields if k.endswith("-amount"))] == "25.00"
 
     page = back.get(f"/admin/orders/{paid}")
-    assert buttons_on(page) == {"Refund"}
+    assert buttons_on(page) == {"Refund", "Mark dispatched"}
 
     page = back.get(f"/admin/orders/{declined}")
     assert buttons_on(page) == set()
