@@ -16,5 +16,5 @@ class PayForm(FlaskForm):
 class LookupForm(FlaskForm):
     """ "Did my payment go through?" — a guest finds an order by its number and email."""
 
-    number = StringField("Order number", validators=[InputRequired(), Length(max=16)])
+    number = StringField("Order number", validators=[InputRequired(), Length(max=40)])
     email = EmailField("Email", validators=[InputRequired(), Length(max=254)])

@@ -28,7 +28,7 @@ from sqlalchemy import or_, select, update
 
 from storefront.database import rows_changed
 from storefront.extensions import db
-from storefront.orders.models import Order, OutboxMessage
+from storefront.orders.models import Order, OutboxMessage, mail_kind
 from storefront.timeutil import now_utc
 
 SMTP_TIMEOUT = 20
@@ -102,7 +102,7 @@ def _claim(message_id: int) -> bool:
 def _send(message: OutboxMessage) -> int:
     order = db.session.get_one(Order, message.order_id)
     try:
-        email = _compose(message.kind, order)
+        email = _compose(mail_kind(message.kind), order)
         _deliver(email, f"{order.number}-{message.kind}")
     except (OSError, smtplib.SMTPException) as exc:
         current_app.logger.warning("mail for order %s not sent: %s", order.number, exc)

@@ -45,6 +45,22 @@ ORDER_PIPELINE: dict[OrderState, tuple[OrderState, ...]] = {
 }
 
 
+# The mail each move sends, once (see ``orders.service.transition``). A new kind of mail is a
+# template pair ``email/<kind>.txt`` / ``.html``, a subject in ``orders.mail.SUBJECTS`` and,
+# where a move sends it, an entry here. Kinds in ``REPEATABLE_MAILS`` may go more than once per
+# order (a second partial refund): each sending is keyed by its sequence number.
+ORDER_MAILS: dict[OrderState, str] = {
+    _O.PAID: "order_confirmation",
+    _O.AUTHORIZED: "order_confirmation",
+}
+REPEATABLE_MAILS = frozenset({"refunded", "payment_failed"})
+
+
+def mail_kind(key: str) -> str:
+    """The template of an outbox message: its key without the sequence (``refunded:2``)."""
+    return key.partition(":")[0]
+
+
 def allowed_sources(to: OrderState) -> tuple[OrderState, ...]:
     """The states from which an order may move to ``to``."""
     return tuple(state for state, targets in ORDER_PIPELINE.items() if to in targets)

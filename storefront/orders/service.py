@@ -20,6 +20,8 @@ from storefront.catalogue.models import Product
 from storefront.database import rows_changed
 from storefront.extensions import db
 from storefront.orders.models import (
+    ORDER_MAILS,
+    REPEATABLE_MAILS,
     Order,
     OrderEvent,
     OrderLine,
@@ -206,7 +208,7 @@ def transition(order: Order, to: OrderState, note: str) -> bool:
     now; True if this call moved it.
 
     Effects of the move happen here, inside the caller's transaction, exactly once: stock goes
-    back on expiry or cancellation; the confirmation email is queued on payment.
+    back on expiry or cancellation; the move's mail (``ORDER_MAILS``) is queued.
     """
     moved = rows_changed(
         update(Order)
@@ -221,8 +223,18 @@ def transition(order: Order, to: OrderState, note: str) -> bool:
     db.session.add(OrderEvent(order_id=order.id, from_state=before, to_state=to, note=note))
     if to in (OrderState.EXPIRED, OrderState.CANCELLED):
         _release_stock(order)
-    if to in (OrderState.PAID, OrderState.AUTHORIZED):
-        queue_message(order, "order_confirmation")
+    kind = ORDER_MAILS.get(to)
+    if kind is not None:
+        sequence = None
+        if kind in REPEATABLE_MAILS:  # the how-many-th move of its kind: one mail per move
+            db.session.flush()
+            sequence = db.session.execute(
+                select(func.count(OrderEvent.id)).where(
+                    OrderEvent.order_id == order.id,
+                    OrderEvent.to_state.in_([s for s, k in ORDER_MAILS.items() if k == kind]),
+                )
+            ).scalar_one()
+        queue_message(order, kind, sequence)
     return True
 
 
@@ -233,9 +245,12 @@ def note(order: Order, text: str) -> None:
     )
 
 
-def queue_message(order: Order, kind: str) -> None:
-    """Queue ``kind`` for ``order`` once. Callers hold the order's lock (see ``lock``), so the
+def queue_message(order: Order, kind: str, sequence: int | None = None) -> None:
+    """Queue ``kind`` for ``order`` once (once per ``sequence`` where one is given: the second
+    refund's mail is ``refunded:2``). Callers hold the order's lock (see ``lock``), so the
     check cannot race; the unique (kind, order) constraint is the backstop if one ever did."""
+    if sequence is not None:
+        kind = f"{kind}:{sequence}"
     exists = db.session.execute(
         select(OutboxMessage.id).where(
             OutboxMessage.kind == kind, OutboxMessage.order_id == order.id

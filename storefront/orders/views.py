@@ -7,6 +7,8 @@ Any wrong token gets the same 404.
 
 from __future__ import annotations
 
+import re
+
 from flask import (
     Blueprint,
     abort,
@@ -52,6 +54,17 @@ def order_by_token(token: str) -> Order:
     return order
 
 
+# What the gateways' pages show as the order: ours, or ours with the attempt ("N-1", "N_1").
+REFERENCE = re.compile(r"(?:order)?(\d{1,16})(?:[-_]\d{1,4})?", re.IGNORECASE)
+
+
+def order_number_of(text: str) -> str:
+    """The order number in a reference as typed: any case and spacing, with or without the
+    attempt's suffix; "" when it is no reference of ours."""
+    match = REFERENCE.fullmatch("".join(text.split()))
+    return match.group(1) if match else ""
+
+
 @bp.route("/lookup", methods=("GET", "POST"))
 @limited("order-lookup", limit=30, per=60)
 def lookup():
@@ -64,7 +77,7 @@ def lookup():
     if form.validate_on_submit():
         order = db.session.execute(
             select(Order).where(
-                Order.number == form.number.data.strip(),
+                Order.number == order_number_of(form.number.data),
                 func.lower(Order.email) == form.email.data.strip().lower(),
             )
         ).scalar_one_or_none()
