@@ -1,0 +1,44 @@
+"""VAT per rate from VAT-inclusive amounts, in integer minor units."""
+
+import pytest
+
+from storefront.config import rates
+from storefront.orders.vat import breakdown, vat_in
+
+RATES = {"standard": 2300, "reduced": 1350, "zero": 0}
+
+
+def test_vat_in_an_inclusive_amount_rounds_half_up():
+    assert vat_in(12300, 2300) == 2300
+    assert vat_in(100, 2300) == 19  # 18.699… rounds up
+    assert vat_in(1135, 1350) == 135  # exactly 135
+    assert vat_in(999, 0) == 0
+
+
+def test_breakdown_groups_by_rate_and_taxes_delivery_at_standard():
+    taxes = breakdown([(2000, "standard"), (1135, "reduced"), (500, "zero")], 615, RATES)
+    assert [(t.tax_class, t.gross, t.vat) for t in taxes] == [
+        ("standard", 2615, 489),
+        ("reduced", 1135, 135),
+        ("zero", 500, 0),
+    ]
+    assert sum(t.gross for t in taxes) == 2000 + 1135 + 500 + 615
+    assert taxes[0].percent == "23 %" and taxes[1].percent == "13.5 %"
+    assert taxes[0].net == 2615 - 489
+
+
+def test_free_delivery_adds_no_line():
+    assert [t.tax_class for t in breakdown([(1135, "reduced")], 0, RATES)] == ["reduced"]
+
+
+def test_an_unknown_tax_class_is_refused():
+    with pytest.raises(KeyError):
+        breakdown([(100, "luxury")], 0, RATES)
+
+
+def test_rates_setting_parses_and_needs_a_standard_rate():
+    assert rates("standard:2300, reduced:1350,zero:0") == RATES
+    with pytest.raises(ValueError):
+        rates("reduced:1350")
+    with pytest.raises(ValueError):
+        rates("standard")
