@@ -42,3 +42,12 @@ def test_rates_setting_parses_and_needs_a_standard_rate():
         rates("reduced:1350")
     with pytest.raises(ValueError):
         rates("standard")
+
+
+def test_delivery_is_free_over_the_threshold_and_only_where_served():
+    from storefront.checkout.models import DeliveryMethod
+
+    post = DeliveryMethod(name="Post", price=495, free_over=5000, countries="IE, gb")
+    assert post.price_for(4999) == 495 and post.price_for(5000) == 0
+    assert post.serves("GB") and post.serves("ie") and not post.serves("FR")
+    assert DeliveryMethod(name="Courier", price=995, free_over=None).price_for(10**6) == 995
