@@ -51,3 +51,16 @@ def test_delivery_is_free_over_the_threshold_and_only_where_served():
     assert post.price_for(4999) == 495 and post.price_for(5000) == 0
     assert post.serves("GB") and post.serves("ie") and not post.serves("FR")
     assert DeliveryMethod(name="Courier", price=995, free_over=None).price_for(10**6) == 995
+
+
+def test_flask_seed_loads_the_delivery_methods_once(app):
+    from storefront.checkout.models import DeliveryMethod
+    from storefront.extensions import db
+
+    runner = app.test_cli_runner()
+    assert "seeded the delivery methods" in runner.invoke(args=["seed"]).output
+    assert "delivery" not in runner.invoke(args=["seed"]).output
+    with app.app_context():
+        methods = db.session.execute(db.select(DeliveryMethod)).scalars().all()
+        assert len(methods) == 3 and all(m.active for m in methods)
+        assert any(m.serves("IE") and m.free_over for m in methods)
