@@ -64,3 +64,18 @@ def test_flask_seed_loads_the_delivery_methods_once(app):
         methods = db.session.execute(db.select(DeliveryMethod)).scalars().all()
         assert len(methods) == 3 and all(m.active for m in methods)
         assert any(m.serves("IE") and m.free_over for m in methods)
+
+
+def test_only_active_methods_serving_the_country_are_offered(app):
+    from storefront.checkout import delivery
+    from storefront.checkout.seed import seed_delivery_methods
+
+    with app.app_context():
+        seed_delivery_methods()
+        names = [m.name for m in delivery.available("ie")]
+        assert names == ["Standard post", "Express courier", "EU post"]
+        assert [m.name for m in delivery.available("FR")] == ["EU post"]
+        assert delivery.available("US") == []  # not served: the step says so
+        courier = delivery.available("IE")[1]
+        courier.active = False
+        assert delivery.find(courier.id, "IE") is None
