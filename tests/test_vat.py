@@ -79,3 +79,22 @@ def test_only_active_methods_serving_the_country_are_offered(app):
         courier = delivery.available("IE")[1]
         courier.active = False
         assert delivery.find(courier.id, "IE") is None
+
+
+def test_placing_an_order_freezes_delivery_and_vat_per_rate(app):
+    from storefront.orders import service
+    from tests.factories import make_product
+
+    with app.app_context():
+        coffee = make_product(price=2000)
+        book = make_product(name="Book", price=1135)
+        book.tax_class = "reduced"
+        details = service.CustomerDetails("a@b.ie", "A", "1 St", "Dublin", "D01", "IE")
+        order, _ = service.place_order(
+            [(coffee, 1), (book, 1)], details, "k" * 20, delivery=("Standard post", 615)
+        )
+        assert order.total == 2000 + 1135 + 615 and order.delivery_name == "Standard post"
+        assert [(t.tax_class, t.gross, t.vat) for t in order.taxes] == [
+            ("standard", 2615, 489),
+            ("reduced", 1135, 135),
+        ]

@@ -82,6 +82,9 @@ class Order(Model):
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", order_by="OrderLine.id", cascade="all, delete-orphan"
     )
+    taxes: Mapped[list[OrderTax]] = relationship(
+        order_by="OrderTax.id", cascade="all, delete-orphan"
+    )
     events: Mapped[list[OrderEvent]] = relationship(
         back_populates="order", order_by="OrderEvent.id", cascade="all, delete-orphan"
     )
