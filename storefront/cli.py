@@ -24,10 +24,13 @@ def init_app(app: Flask) -> None:
 def seed(products: int) -> None:
     """Load the demo catalogue into an empty database (creating tables if there are none)."""
     from storefront.catalogue.seed import seed_demo_catalogue
+    from storefront.checkout.seed import seed_delivery_methods
 
     db.create_all()
     created = seed_demo_catalogue(extra_products=products)
     click.echo(f"seeded {created} products" if created else "catalogue already present")
+    if seed_delivery_methods():
+        click.echo("seeded the delivery methods")
 
 
 @payments_cli.command("reconcile")

@@ -77,6 +77,23 @@ def names(value: Any) -> list[str]:
     return [str(item).strip().lower() for item in items if str(item).strip()]
 
 
+def rates(value: Any) -> dict[str, int]:
+    """VAT rates in hundredths of a percent by tax class: ``standard:2300,reduced:1350,zero:0``."""
+    pairs: list[tuple[Any, ...]]
+    if isinstance(value, Mapping):
+        pairs = [(str(k), v) for k, v in value.items()]
+    else:
+        pairs = [tuple(item.split(":", 1)) for item in str(value).split(",") if item.strip()]
+    result = {}
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError(f"{value!r} is not a list of class:rate pairs")
+        result[str(pair[0]).strip().lower()] = whole(pair[1])
+    if "standard" not in result:
+        raise ValueError(f"{value!r} has no standard rate")
+    return result
+
+
 def choice(*allowed: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         word = str(value).strip().lower()
@@ -104,6 +121,12 @@ SETTINGS: dict[str, Setting] = {
     "SHOP_NAME": Setting(text, "Storefront"),
     "CURRENCY": Setting(lambda v: text(v).upper(), "EUR"),
     "LOCALE": Setting(text, "en_IE"),
+    "SHOP_COUNTRY": Setting(lambda v: text(v).upper(), "IE"),
+    # Hundredths of a percent per tax class, for the shop's country (Ireland's by default).
+    "VAT_RATES": Setting(rates, "standard:2300,reduced:1350,zero:0"),
+    "SELLER_NAME": Setting(text, "Storefront Ltd"),
+    "SELLER_ADDRESS": Setting(text, "1 Demo Street, Dublin D01 X2Y3, Ireland"),
+    "SELLER_VAT_NUMBER": Setting(text, "IE1234567T"),
     "GATEWAYS": Setting(names, "rbs,altapay,interpay"),
     # The sandbox gateway, mounted under /sandbox of this same process (see app.py).
     "SANDBOX": Setting(boolean, True),

@@ -84,7 +84,10 @@ class Order(Model):
     country: Mapped[str] = mapped_column(String(2))
 
     currency: Mapped[str] = mapped_column(String(3))
-    total: Mapped[int]  # minor units, the sum of the frozen lines
+    total: Mapped[int]  # minor units, the sum of the frozen lines and the delivery
+    # The delivery chosen, frozen at placement (VAT included, standard rate); "" and 0: none.
+    delivery_name: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    delivery_price: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=now_utc, onupdate=now_utc
@@ -94,6 +97,9 @@ class Order(Model):
 
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order", order_by="OrderLine.id", cascade="all, delete-orphan"
+    )
+    taxes: Mapped[list[OrderTax]] = relationship(
+        order_by="OrderTax.id", cascade="all, delete-orphan"
     )
     events: Mapped[list[OrderEvent]] = relationship(
         back_populates="order", order_by="OrderEvent.id", cascade="all, delete-orphan"
@@ -124,6 +130,17 @@ class OrderLine(Model):
     @property
     def total(self) -> int:
         return self.unit_price * self.quantity
+
+
+class OrderTax(Model):
+    """The VAT of one rate in an order's total, computed by ``orders.vat`` when it is placed."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
+    tax_class: Mapped[str] = mapped_column(String(20))
+    rate: Mapped[int]  # hundredths of a percent
+    gross: Mapped[int]  # minor units, VAT included
+    vat: Mapped[int]  # minor units
 
 
 class OrderEvent(Model):

@@ -19,6 +19,7 @@ from storefront.catalogue import stock as stock_history
 from storefront.catalogue.models import Product
 from storefront.database import rows_changed
 from storefront.extensions import db
+from storefront.orders import vat
 from storefront.orders.models import (
     ORDER_MAILS,
     REPEATABLE_MAILS,
@@ -26,6 +27,7 @@ from storefront.orders.models import (
     OrderEvent,
     OrderLine,
     OrderState,
+    OrderTax,
     OutboxMessage,
     allowed_sources,
 )
@@ -78,7 +80,12 @@ def find_by_checkout_key(key: str) -> Order | None:
     return db.session.execute(select(Order).where(Order.checkout_key == key)).scalar_one_or_none()
 
 
-def place_order(lines: list[tuple[Product, int]], details: CustomerDetails, checkout_key: str):
+def place_order(
+    lines: list[tuple[Product, int]],
+    details: CustomerDetails,
+    checkout_key: str,
+    delivery: tuple[str, int] = ("", 0),
+):
     """Freeze ``lines`` into a new order and reserve their stock, in one transaction.
 
     Returns ``(order, created)``: a second submission of the same checkout form (a double click,
@@ -86,6 +93,9 @@ def place_order(lines: list[tuple[Product, int]], details: CustomerDetails, chec
 
     :raise OutOfStock: a line's stock ran out since the cart was shown; nothing is stored.
     :raise OverLimit: more than one unpaid order or one customer may hold; nothing is stored.
+
+    ``delivery`` is the chosen method's name and price for this basket, frozen on the order,
+    in its total, and in the VAT per rate stored with it (``OrderTax``, see ``orders.vat``).
     """
     existing = find_by_checkout_key(checkout_key)
     if existing is not None:
@@ -105,13 +115,23 @@ def place_order(lines: list[tuple[Product, int]], details: CustomerDetails, chec
             postcode=details.postcode,
             country=details.country,
             currency=currency,
-            total=sum(product.price * quantity for product, quantity in lines),
+            total=sum(product.price * quantity for product, quantity in lines) + delivery[1],
+            delivery_name=delivery[0],
+            delivery_price=delivery[1],
             payment_due_by=now_utc() + window,
             lines=[
                 OrderLine(product_id=p.id, name=p.name, unit_price=p.price, quantity=q)
                 for p, q in lines
             ],
             events=[OrderEvent(to_state=OrderState.PENDING_PAYMENT, note="order placed")],
+            taxes=[
+                OrderTax(tax_class=t.tax_class, rate=t.rate, gross=t.gross, vat=t.vat)
+                for t in vat.breakdown(
+                    [(p.price * q, p.tax_class) for p, q in lines],
+                    delivery[1],
+                    current_app.config["VAT_RATES"],
+                )
+            ],
         )
         db.session.add(order)
         try:
