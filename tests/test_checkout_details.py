@@ -56,7 +56,8 @@ def test_the_country_list_holds_real_countries_only_with_the_shops_chosen(shoppe
     assert 240 <= len(countries) <= 250
 
 
-def test_the_shops_country_follows_its_locale(app, shopper):
+def test_the_shops_country_is_chosen_and_named_in_its_language(app, shopper):
+    app.config["SHOP_COUNTRY"] = "DE"
     app.config["LOCALE"] = "de_DE"
     html = details_page(shopper)
     assert re.search(r'<option selected value="DE">Deutschland</option>', html)

@@ -1,7 +1,7 @@
 """Delivery and VAT: delivery_method, order_tax, order.delivery_name and delivery_price
 
 Revision ID: d3f5a7c9e1b2
-Revises: b7e4d1c9a2f3
+Revises: c3d5e7f9a1b2
 Create Date: 2026-12-02 12:20:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd3f5a7c9e1b2'
-down_revision = 'b7e4d1c9a2f3'
+down_revision = 'c3d5e7f9a1b2'
 branch_labels = None
 depends_on = None
 

@@ -47,8 +47,8 @@ def country_choices() -> list[tuple[str, str]]:
 
 
 def shop_country() -> str:
-    """The country the shop is in, from its locale (``en_IE`` -> ``IE``): the form's default."""
-    return Locale.parse(current_app.config["LOCALE"]).territory or ""
+    """The country the shop is in (its VAT rates are that country's): the form's default."""
+    return current_app.config["SHOP_COUNTRY"]
 
 
 def printable(form, field) -> None:
