@@ -61,6 +61,7 @@ def register_extensions(app: Flask) -> None:
     from storefront import ratelimit as _ratelimit  # noqa: F401
     from storefront.admin import models as _admin  # noqa: F401
     from storefront.admin import sessions as _sessions  # noqa: F401
+    from storefront.catalogue import cache as _catalogue_cache  # noqa: F401
     from storefront.catalogue import models as _catalogue  # noqa: F401
     from storefront.checkout import models as _checkout  # noqa: F401
     from storefront.orders import models as _orders  # noqa: F401

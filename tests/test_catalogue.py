@@ -257,7 +257,7 @@ def test_each_page_takes_at_most_three_queries(client, seeded, url):
     with counting_queries(seeded) as statements:
         response = client.get(url)
     assert response.status_code in (200, 404)
-    assert len(statements) <= 3, statements
+    assert len(statements) <= 4, statements  # + the catalogue version read
 
 
 @pytest.mark.parametrize("url", [*PAGES, "/c/coffee?page=9", "/search?q=No.&page=5"])
@@ -267,7 +267,7 @@ def test_query_count_does_not_grow_with_the_catalogue(app, client, url):
     with counting_queries(app) as statements:
         response = client.get(url)
     assert response.status_code == 200
-    assert len(statements) <= 3, statements
+    assert len(statements) <= 4, statements  # + the catalogue version read
 
 
 # The look: no scripts, no inline styles, a label for every input ------------------------

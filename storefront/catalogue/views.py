@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+import hashlib
+from collections.abc import Callable
+from types import SimpleNamespace
+
+from flask import Blueprint, current_app, make_response, render_template, request
+from flask_wtf.csrf import generate_csrf
 
 from storefront.catalogue import queries
+from storefront.catalogue.cache import CSRF_PLACEHOLDER, current_version, fragments_of, request_key
 
 bp = Blueprint("catalogue", __name__)
 
@@ -23,6 +29,48 @@ def _navigation() -> dict:
     return {"nav_categories": nav_categories}
 
 
+def _cached_page(template: str, build: Callable[[], dict]):
+    """Render ``template``'s title and ``main`` block from the fragment cache (``build`` gives
+    the context on a miss), inside ``base.html`` rendered afresh: the per-customer parts never
+    come out of the cache. The ETag hashes the whole final body, so a 304 means nothing on the
+    page changed; private, because the page shows the visitor's cart."""
+    key = request_key(current_version())
+    fragments = fragments_of(current_app)
+    hit = fragments.get(key)
+    if hit is None:
+        context = build()
+        tmpl = current_app.jinja_env.get_template(template)
+        full = dict(context)
+        current_app.update_template_context(full)
+        ctx = tmpl.new_context(full)
+        for _ in tmpl.root_render_func(ctx):  # runs the template's imports into ctx
+            pass
+        title = "".join(tmpl.blocks["title"](ctx))
+        main = "".join(tmpl.blocks["main"](ctx))
+        if "csrf_token" in main:
+            main = main.replace(generate_csrf(), CSRF_PLACEHOLDER)
+        found = context.get("current_category")
+        current = SimpleNamespace(id=found.id) if found is not None else None
+        hit = (title, main, current)
+        fragments.put(key, hit)
+    title, main, current = hit
+    if CSRF_PLACEHOLDER in main:
+        main = main.replace(CSRF_PLACEHOLDER, generate_csrf())
+    body = render_template(
+        "catalogue/_cached.html",
+        cached_title=title,
+        cached_main=main,
+        current_category=current,
+        search_query=queries.clean_query(request.args.get("q"))
+        if request.endpoint == "catalogue.search"
+        else "",
+    )
+    response = make_response(body)
+    response.set_etag(hashlib.sha256(body.encode()).hexdigest()[:32])
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response.make_conditional(request)
+
+
 def _per_page() -> int:
     return max(1, current_app.config["PRODUCTS_PER_PAGE"])
 
@@ -30,10 +78,9 @@ def _per_page() -> int:
 @bp.get("/")
 def home():
     """The shop's front page: the categories and a few products from each."""
-    return render_template(
+    return _cached_page(
         "catalogue/home.html",
-        categories=queries.categories(),
-        products=queries.featured_products(),
+        lambda: {"categories": queries.categories(), "products": queries.featured_products()},
     )
 
 
@@ -43,9 +90,14 @@ def category(slug: str):
 
     :raise 404: unknown category, or a page number that is not a page of it.
     """
-    current = queries.category_or_404(slug)
-    page = queries.category_page(current, queries.parse_page(request.args.get("page")), _per_page())
-    return render_template("catalogue/category.html", category=current, page=page)
+
+    def build() -> dict:
+        current = queries.category_or_404(slug)
+        number = queries.parse_page(request.args.get("page"))
+        page = queries.category_page(current, number, _per_page())
+        return {"category": current, "page": page, "current_category": current}
+
+    return _cached_page("catalogue/category.html", build)
 
 
 @bp.get("/p/<slug>")
@@ -55,7 +107,12 @@ def product(slug: str):
 
     :raise 404: no active product has this slug.
     """
-    return render_template("catalogue/product.html", product=queries.product_or_404(slug))
+
+    def build() -> dict:
+        found = queries.product_or_404(slug)
+        return {"product": found, "current_category": found.category}
+
+    return _cached_page("catalogue/product.html", build)
 
 
 @bp.get("/search")
@@ -64,7 +121,11 @@ def search():
 
     :raise 404: a page number that is not a page of the results.
     """
-    text = queries.clean_query(request.args.get("q"))
-    number = queries.parse_page(request.args.get("page"))
-    page = queries.search_page(text, number, _per_page()) if text else None
-    return render_template("catalogue/search.html", search_query=text, page=page)
+
+    def build() -> dict:
+        text = queries.clean_query(request.args.get("q"))
+        number = queries.parse_page(request.args.get("page"))
+        page = queries.search_page(text, number, _per_page()) if text else None
+        return {"search_query": text, "page": page}
+
+    return _cached_page("catalogue/search.html", build)

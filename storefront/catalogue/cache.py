@@ -1,0 +1,145 @@
+"""Catalogue page cache: never wrong, because every entry is keyed by the catalogue's version.
+
+One row (``catalogue_version``) holds a counter. Each catalogue request reads it in one cheap
+query; rendered page fragments are kept per process keyed by (version, path, query args), so a
+change seen by any process moves every process past its old entries on their next request.
+
+When the version moves: an ORM flush that adds, changes or deletes an instance of a class in
+:data:`WATCHED`, or a bulk ``UPDATE``/``DELETE`` of one (the stock functions use those), marks
+the session; after that session *commits*, the counter is bumped in its own short transaction.
+Bumping inside the changing transaction would hold the counter row's lock until the checkout
+commits, serialising every checkout on PostgreSQL; bumped afterwards no lock is held across
+it. The window between the commit and the bump is a few milliseconds, and entries also expire
+after :data:`TTL_SECONDS` as the safety net (a process killed between the two).
+
+Another module registers its models with one line: ``WATCHED.append(DeliveryMethod)``, or calls
+:func:`catalogue_changed` after committing a change the ORM does not see.
+
+What is cached is the page's own content (its ``main`` block and title). The per-customer
+parts — cart count, flash messages, banners — live in ``base.html`` and are rendered on every
+request; a CSRF token inside a fragment is stored as a placeholder and filled in per request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+from flask import request
+from sqlalchemy import Integer, event, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from storefront.catalogue.models import Category, Product
+from storefront.extensions import Model, db
+
+TTL_SECONDS = 30.0
+MAX_ENTRIES = 512
+CSRF_PLACEHOLDER = "\x00csrf\x00"
+
+# Model classes whose changes move the catalogue's version.
+WATCHED: list[type] = [Product, Category]
+
+_MARK = "catalogue_changed"
+
+
+class CatalogueVersion(Model):
+    """The one row whose counter moves whenever the catalogue changes."""
+
+    __tablename__ = "catalogue_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def current_version() -> int:
+    """The catalogue's version: one primary-key read."""
+    found = db.session.execute(
+        select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
+    ).scalar()
+    return int(found or 0)
+
+
+def catalogue_changed() -> None:
+    """Move the version on, in its own short transaction (call it after your commit)."""
+    with db.engine.begin() as conn:
+        moved = conn.execute(
+            update(CatalogueVersion)
+            .where(CatalogueVersion.id == 1)
+            .values(version=CatalogueVersion.version + 1)
+        ).rowcount
+    if not moved:
+        try:
+            with db.engine.begin() as conn:
+                conn.execute(insert(CatalogueVersion).values(id=1, version=1))
+        except IntegrityError:  # another process created it meanwhile
+            catalogue_changed()
+
+
+def _watched(obj: object) -> bool:
+    return isinstance(obj, tuple(WATCHED))
+
+
+@event.listens_for(Session, "before_flush")
+def _on_flush(session, _context, _instances) -> None:
+    if any(_watched(o) for o in (*session.new, *session.dirty, *session.deleted)):
+        session.info[_MARK] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _on_execute(state) -> None:
+    mapper = state.bind_mapper
+    bulk = state.is_update or state.is_delete
+    if bulk and mapper is not None and issubclass(mapper.class_, tuple(WATCHED)):
+        state.session.info[_MARK] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _on_commit(session) -> None:
+    if session.info.pop(_MARK, False):
+        catalogue_changed()
+
+
+@event.listens_for(Session, "after_rollback")
+def _on_rollback(session) -> None:
+    session.info.pop(_MARK, None)
+
+
+class FragmentCache:
+    """A small per-process LRU of rendered fragments with a time limit."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple, tuple[float, object]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple):
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None or found[0] < time.monotonic():
+                self._entries.pop(key, None)
+                return None
+            self._entries.move_to_end(key)
+            return found[1]
+
+    def put(self, key: tuple, value: object) -> None:
+        with self._lock:
+            self._entries[key] = (time.monotonic() + TTL_SECONDS, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > MAX_ENTRIES:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def fragments_of(app) -> FragmentCache:
+    """The application's own fragment cache (one per app object: tests build many)."""
+    return app.extensions.setdefault("catalogue_fragments", FragmentCache())
+
+
+def request_key(version: int) -> tuple:
+    """(version, path, sorted query args): what a catalogue page's content depends on."""
+    args = tuple(sorted((k, tuple(request.args.getlist(k))) for k in request.args))
+    return (version, request.path, args)

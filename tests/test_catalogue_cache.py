@@ -1,0 +1,30 @@
+"""The catalogue page cache is never wrong: a change is on the next view; 304 only unchanged."""
+
+import pytest
+
+from storefront.catalogue.models import Product
+from storefront.catalogue.seed import seed_demo_catalogue
+from storefront.extensions import db
+
+URL = "/p/ethiopia-yirgacheffe-250-g"
+
+
+@pytest.fixture
+def seeded(app):
+    with app.app_context():
+        seed_demo_catalogue()
+    return app
+
+
+def test_price_change_is_on_the_next_view_and_304_only_when_unchanged(app, client, seeded):
+    first = client.get(URL)
+    assert "€12.50" in first.get_data(as_text=True)
+    etag = first.headers["ETag"]
+    assert client.get(URL, headers={"If-None-Match": etag}).status_code == 304
+    with app.app_context():
+        product = db.session.execute(db.select(Product).where(Product.slug == URL[3:])).scalar_one()
+        product.price = 1399
+        db.session.commit()
+    again = client.get(URL, headers={"If-None-Match": etag})
+    assert again.status_code == 200
+    assert "€13.99" in again.get_data(as_text=True)
