@@ -1,7 +1,7 @@
 """The catalogue's version counter (catalogue page cache)
 
-Revision ID: c3d5e7f9a1b2
-Revises: b7e4d1c9a2f3
+Revision ID: e4a6c8b0d2f4
+Revises: d3f5a7c9e1b2
 Create Date: 2026-12-02 12:10:00
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'c3d5e7f9a1b2'
-down_revision = 'b7e4d1c9a2f3'
+revision = 'e4a6c8b0d2f4'
+down_revision = 'd3f5a7c9e1b2'
 branch_labels = None
 depends_on = None
 
