@@ -86,22 +86,9 @@ def postgres_database():
 @pytest.fixture
 def app(tmp_path):
     """The shop on a fresh SQLite database of its own, pointed at no live gateway."""
-    from storefront import create_app
-    from storefront.extensions import db
+    from tests.factories import make_app
 
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test-secret-key-" + "x" * 32,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}",
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SANDBOX": False,
-            "RATELIMIT_ENABLED": False,
-        }
-    )
-    with app.app_context():
-        db.create_all()
-    yield app
+    yield make_app(tmp_path)
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
+from storefront import create_app
 from storefront.catalogue.models import Category, Product
 from storefront.extensions import db
 
@@ -35,3 +37,22 @@ def make_product(
     db.session.add(product)
     db.session.commit()
     return product
+
+
+def make_app(folder: Path, **overrides):
+    """The shop on a fresh SQLite database in ``folder``, pointed at no live gateway."""
+    folder.mkdir(parents=True, exist_ok=True)
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret-key-" + "x" * 32,
+            "DATABASE_URL": f"sqlite:///{folder / 'shop.db'}",
+            "INSTANCE_PATH": str(folder / "instance"),
+            "SANDBOX": False,
+            "RATELIMIT_ENABLED": False,
+            **overrides,
+        }
+    )
+    with app.app_context():
+        db.create_all()
+    return app

@@ -7,8 +7,7 @@ import re
 
 import pytest
 
-from storefront import create_app
-from storefront.extensions import db
+from tests.factories import make_app
 
 PAGES = {
     "/contact": "Contact us",
@@ -51,18 +50,7 @@ def test_test_mode_is_shown_on_every_page_only_while_the_sandbox_is_mounted(tmp_
     for path in ("/", "/cart/", "/terms", "/order/lookup"):
         assert "Test mode" not in client.get(path).get_data(as_text=True), path
 
-    demo = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test-secret-key-" + "x" * 32,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
-            "INSTANCE_PATH": str(tmp_path / "demo-instance"),
-            "SANDBOX": True,
-            "RATELIMIT_ENABLED": False,
-        }
-    )
-    with demo.app_context():
-        db.create_all()
+    demo = make_app(tmp_path / "demo", SANDBOX=True)
     browser = demo.test_client()
     for path in ("/", "/cart/", "/terms", "/order/lookup"):
         html = browser.get(path).get_data(as_text=True)

@@ -12,7 +12,7 @@ import re
 from flask import current_app, flash, redirect, request, url_for
 
 from storefront.admin import audit, auth
-from storefront.admin.views import bp
+from storefront.admin.views import _order_or_404, bp
 from storefront.extensions import db
 from storefront.orders import service
 from storefront.orders.mail import drain_after_response
@@ -35,8 +35,6 @@ def _field(name: str, label: str) -> tuple[str, str | None]:
 @bp.post("/orders/<number>/dispatch")
 def dispatch(number: str):
     """Record the order's dispatch. :raise 404: unknown order."""
-    from storefront.admin.views import _order_or_404
-
     order = _order_or_404(number)
     back = redirect(url_for("admin.order", number=order.number, _anchor="fulfilment"), code=303)
     carrier, carrier_error = _field("carrier", "Carrier")

@@ -29,6 +29,7 @@ from sqlalchemy import or_, select, update
 from storefront.database import rows_changed
 from storefront.extensions import db
 from storefront.orders.models import Order, OutboxMessage, mail_kind
+from storefront.orders.shipping import shipment_of
 from storefront.timeutil import now_utc
 
 SMTP_TIMEOUT = 20
@@ -124,8 +125,6 @@ def _compose(kind: str, order: Order) -> EmailMessage:
     receipt_url = current_app.config["PUBLIC_URL"] + url_for(
         "orders.show", token=order.receipt_token
     )
-    from storefront.orders.shipping import shipment_of
-
     context = {"order": order, "receipt_url": receipt_url, "shipment": shipment_of(order)}
     email = EmailMessage()
     what = SUBJECTS.get(kind, "confirmed")
