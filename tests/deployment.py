@@ -99,8 +99,11 @@ class ShopProcess:
 class Deployment:
     """Two web processes behind one public URL (the first's), one database, one mail folder."""
 
-    def __init__(self, database_url: str, sandbox_url: str, folder: Path, **settings):
+    def __init__(
+        self, database_url: str, sandbox_url: str, folder: Path, workers: int = 2, **settings
+    ):
         self.database_url = database_url
+        self.workers = workers
         self.sandbox_url = sandbox_url
         self.folder = folder
         self.ports = [free_port(), free_port()]
@@ -136,13 +139,15 @@ class Deployment:
         env = self.env()
         for i, port in enumerate(self.ports):
             log = self.folder / f"gunicorn-{i}.log"
-            self.processes.append(ShopProcess(env, port, log).start())
+            self.processes.append(ShopProcess(env, port, log, self.workers).start())
         return self
 
     def restart(self, index: int) -> None:
         process = self.processes[index]
         process.stop()
-        self.processes[index] = ShopProcess(self.env(), process.port, process.log).start()
+        self.processes[index] = ShopProcess(
+            self.env(), process.port, process.log, self.workers
+        ).start()
 
     def stop(self) -> None:
         for process in self.processes:

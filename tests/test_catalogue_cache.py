@@ -28,3 +28,14 @@ def test_price_change_is_on_the_next_view_and_304_only_when_unchanged(app, clien
     again = client.get(URL, headers={"If-None-Match": etag})
     assert again.status_code == 200
     assert "€13.99" in again.get_data(as_text=True)
+
+
+def test_a_delivery_method_changed_moves_the_catalogue_version(app, seeded):
+    from storefront.catalogue.cache import current_version
+    from storefront.checkout.models import DeliveryMethod
+
+    with app.app_context():
+        before = current_version()
+        db.session.add(DeliveryMethod(name="Courier", price=900, free_over=None, countries="IE"))
+        db.session.commit()
+        assert current_version() == before + 1

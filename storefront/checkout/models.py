@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from storefront.catalogue.cache import WATCHED
 from storefront.extensions import Model
 
 
@@ -25,3 +26,7 @@ class DeliveryMethod(Model):
     def price_for(self, basket: int) -> int:
         """What delivery costs for a basket of ``basket`` minor units."""
         return 0 if self.free_over is not None and basket >= self.free_over else self.price
+
+
+# Catalogue pages may show what delivery costs: a change to a method moves the pages' version.
+WATCHED.append(DeliveryMethod)
