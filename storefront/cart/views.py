@@ -37,8 +37,6 @@ def show():
     return render_template(
         "cart/cart.html",
         cart=cart,
-        update_form=UpdateCartForm(formdata=None),
-        remove_form=RemoveFromCartForm(formdata=None),
         max_quantity=service.MAX_QUANTITY,
     )
 
