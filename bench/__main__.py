@@ -5,13 +5,15 @@ database whose role may create databases) the run:
 
 1. counts the SQL statements of each page for a catalogue of 10 and of 1,000 products;
 2. starts the sandbox gateway and the shop (the Procfile's gunicorn settings) on a migrated
-   database seeded with 1,000 products;
+   database seeded with 1,000 products (``--products``' first size);
 3. measures requests per second and p50/p95/p99 latency at 16 connections for the home page,
    a category page, a product page, a search and a cart of three items; for placing an order
    with the gateway registering at once and after 200 ms; and for signed gateway callbacks
    about orders already paid (the duplicate notification every gateway sends);
 4. measures a category page unloaded, then while 4, 8 and 16 order placements at a time
-   wait 2 s each on the gateway.
+   wait 2 s each on the gateway;
+5. measures the pages again on a database seeded with 100,000 products (each further size),
+   to show what each page's cost does as the catalogue grows.
 
 Before all that, a bare Flask app (``bench.bare``) is measured the same way, as the yardstick
 for every page's throughput. Progress goes to stderr, the report to stdout.
@@ -26,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,7 +52,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--warmup", type=float, default=1.0, help="seconds of load before each measurement (1)"
     )
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections (16)")
-    parser.add_argument("--products", type=int, default=1000, help="catalogue size served (1000)")
+    parser.add_argument(
+        "--products",
+        type=_counts,
+        default=[1000, 100_000],
+        help="catalogue sizes served: everything is measured at the first, the pages again at "
+        "each other (1000,100000)",
+    )
     parser.add_argument(
         "--orders",
         type=int,
@@ -127,7 +135,11 @@ def measure_bare(processes: servers.Processes, folder: Path, args) -> Row:
 
 # The shop --------------------------------------------------------------------------------------
 def measure_shop(
-    run: DatabaseRun, database_url: str, processes: servers.Processes, folder: Path, args
+    run: DatabaseRun,
+    new_database: Callable[[str], str],
+    processes: servers.Processes,
+    folder: Path,
+    args,
 ) -> None:
     folder.mkdir(parents=True)
     sandbox = processes.start(
@@ -139,34 +151,51 @@ def measure_shop(
             "/__state",
         )
     )
-    port = servers.free_port()
-    shop_url = f"http://127.0.0.1:{port}"
-    env = servers.shop_env(database_url, folder / "instance", shop_url, sandbox.url)
-    log(f"{run.database}: migrating and seeding {args.products:,} products")
-    servers.migrate(env, folder / "migrate.log")
-    slugs = seed_database(database_url, folder / "instance", args.products)
-    shop = processes.start(
-        servers.Server("shop", servers.procfile_web("app:app", port), env, folder / "shop.log", "/")
-    )
     try:
-        measure_pages(run, shop, slugs, args)
-        measure_orders(run, shop.url, sandbox.url, slugs, args)
-        measure_callback(run, shop, sandbox.url, slugs[0], args)
-        measure_slow_gateway(run, shop, sandbox.url, slugs, args)
+        for number, size in enumerate(args.products):
+            with shop_on(run, new_database(f"shop-{size}"), processes, folder, sandbox, size) as (
+                shop,
+                slugs,
+            ):
+                run.pages_at[size] = pages = []
+                measure_pages(run, pages, shop, slugs, args)
+                if number == 0:
+                    run.pages = pages
+                    measure_orders(run, shop.url, sandbox.url, slugs, args)
+                    measure_callback(run, shop, sandbox.url, slugs[0], args)
+                    measure_slow_gateway(run, shop, sandbox.url, slugs, args)
     finally:
-        processes.stop(shop)
         processes.stop(sandbox)
 
 
-def measure_pages(run: DatabaseRun, shop: servers.Server, slugs: list[str], args) -> None:
+@contextmanager
+def shop_on(run: DatabaseRun, database_url: str, processes, folder: Path, sandbox, size: int):
+    """The shop on a migrated database seeded with ``size`` products: (server, first slugs)."""
+    port = servers.free_port()
+    shop_url = f"http://127.0.0.1:{port}"
+    instance = folder / f"instance-{size}"
+    env = servers.shop_env(database_url, instance, shop_url, sandbox.url)
+    log(f"{run.database}: migrating and seeding {size:,} products")
+    servers.migrate(env, folder / f"migrate-{size}.log")
+    slugs = seed_database(database_url, instance, size)
+    shop = processes.start(
+        servers.Server(
+            "shop", servers.procfile_web("app:app", port), env, folder / f"shop-{size}.log", "/"
+        )
+    )
+    try:
+        yield shop, slugs
+    finally:
+        processes.stop(shop)
+
+
+def measure_pages(run: DatabaseRun, rows: list[Row], shop: servers.Server, slugs, args) -> None:
     cookie = shopper.cart_cookie(shop.url, slugs[: queries.CART_LINES])
     for label, path in queries.pages(slugs[0]):
         log(f"{run.database}: {label}")
         headers = {"Cookie": cookie} if path.startswith("/cart/") else {}
         size = body_size(shop.url + path, headers)
-        run.pages.append(
-            Row(label, f"GET {path}", measure(shop, path, args, headers=headers), size)
-        )
+        rows.append(Row(label, f"GET {path}", measure(shop, path, args, headers=headers), size))
 
 
 def measure_orders(run: DatabaseRun, shop: str, sandbox: str, slugs: list[str], args) -> None:
@@ -266,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
                 log(f"{label}: counting queries, {size:,} products")
                 url = new_database(f"queries-{size}")
                 run.queries[size] = queries.count_queries(url, folder / f"q-{label}-{size}", size)
-            measure_shop(run, new_database("shop"), processes, folder / label.lower(), args)
+            measure_shop(run, new_database, processes, folder / label.lower(), args)
             runs.append(run)
     postgres = servers.plain_postgres_url(admin) if admin else None
     described = machine.describe(load.tool_name(), postgres, watch)
@@ -296,17 +325,27 @@ def print_report(args, started, seconds, described, bare: Row, runs: list[Databa
     for run in runs:
         lines += [
             "",
-            f"## {run.database}: pages, orders and callbacks ({args.products:,} products)",
+            f"## {run.database}: pages, orders and callbacks ({args.products[0]:,} products)",
             "",
             f"Orders: one `POST /checkout/place` per prepared checkout (cart, details and review "
             f"done beforehand, not timed), {args.connections} at a time, until {args.orders} "
             f"checkouts or {args.duration:g} s run out. Callbacks are validly signed, about "
             f"{args.connections} orders already paid, in turn (the duplicate notification "
-            "gateways send): the shop still asks the gateway for the payment's status and "
-            f"records the exchange; at {args.connections} connections, then at "
-            f"{CALLBACK_PACE}.",
+            "gateways send): the shop keeps each as evidence and acknowledges it from what it "
+            "holds, without asking the gateway again; at "
+            f"{args.connections} connections, then at {CALLBACK_PACE}. The catalogue pages "
+            "are measured as customers meet them: the same page over and over, so mostly "
+            "from the shop's page cache after the first request of each worker.",
             "",
             *report.pages_table(bare, run),
+            "",
+            f"### {run.database}: pages as the catalogue grows",
+            "",
+            "Each page's cost is the time a request takes of the server (1 / req/s at "
+            f"{args.connections} connections), against its cost at {args.products[0]:,} "
+            "products.",
+            "",
+            *report.scale_table(run),
             "",
             f"### {run.database}: SQL statements per page",
             "",

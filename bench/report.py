@@ -1,7 +1,10 @@
 """The run's figures as Markdown tables, and each target judged against them.
 
 Targets (what the figures are read against; nothing fails if one is missed):
-- a catalogue page serves at least half as many requests per second as the bare Flask page;
+- a catalogue page serves at least half as many requests per second as the bare Flask page,
+  the cart at least 0.35 times as many;
+- at the largest catalogue, each page costs at most 1.25 times what it costs at the smallest,
+  and search's p95 is at most twice its p95 there;
 - a catalogue page's p99 is at most 50 ms at 16 connections;
 - every page sends at most 3 SQL statements, whatever the catalogue's size;
 - a gateway callback is answered with a p99 of at most 100 ms;
@@ -17,6 +20,9 @@ from bench.load import Stats
 
 CATALOGUE_PAGES = ("Home", "Category", "Product", "Search")
 MIN_SHARE_OF_BARE = 0.5
+MIN_CART_SHARE_OF_BARE = 0.35
+MAX_COST_GROWTH = 1.25
+MAX_SEARCH_P95_GROWTH = 2.0
 MAX_P99_PAGE_MS = 50.0
 MAX_QUERIES = 3
 MAX_P99_CALLBACK_MS = 100.0
@@ -43,6 +49,22 @@ class DatabaseRun:
     # (placements kept waiting on the gateway, the category page meanwhile, the placements)
     slow: list[tuple[int, Row, Stats]] = field(default_factory=list)
     queries: dict[int, dict[str, int]] = field(default_factory=dict)
+    # The pages measured at each catalogue size (``pages`` is those at the first size).
+    pages_at: dict[int, list[Row]] = field(default_factory=dict)
+
+
+def growth(run: DatabaseRun) -> list[tuple[str, float, float]]:
+    """(page, cost at the largest size ÷ cost at the smallest, p95 likewise), per page."""
+    sizes = sorted(run.pages_at)
+    if len(sizes) < 2:
+        return []
+    small = {row.label: row.stats for row in run.pages_at[sizes[0]]}
+    found = []
+    for row in run.pages_at[sizes[-1]]:
+        base = small.get(row.label)
+        if base is not None and base.rps and row.stats.rps and base.p95:
+            found.append((row.label, base.rps / row.stats.rps, row.stats.p95 / base.p95))
+    return found
 
 
 def _ms(value: float) -> str:
@@ -101,6 +123,29 @@ def queries_table(run: DatabaseRun) -> list[str]:
     return _table(["Page", *(f"{size:,} products" for size in sizes)], rows)
 
 
+def scale_table(run: DatabaseRun) -> list[str]:
+    sizes = sorted(run.pages_at)
+    by_size = [{row.label: row.stats for row in run.pages_at[size]} for size in sizes]
+    grown = {label: (cost, p95) for label, cost, p95 in growth(run)}
+    rows = []
+    for label in by_size[0] if by_size else {}:
+        cells = []
+        for found in by_size:
+            stats = found.get(label)
+            cells.append(f"{stats.rps:.0f} req/s, p95 {_ms(stats.p95)} ms" if stats else "—")
+        cost, p95 = grown.get(label, (None, None))
+        rows.append(
+            [
+                label,
+                *cells,
+                f"{cost:.2f}" if cost is not None else "—",
+                f"{p95:.2f}" if p95 is not None else "—",
+            ]
+        )
+    header = ["Page", *(f"{size:,} products" for size in sizes), "cost ×", "p95 ×"]
+    return _table(header, rows)
+
+
 def slow_table(run: DatabaseRun) -> list[str]:
     base = run.slow_baseline
     rows = [[base.label, *_stats_cells(base.stats), "1.00", "—"]]
@@ -131,6 +176,37 @@ def targets_table(bare: Row, run: DatabaseRun) -> list[str]:
                 verdict(share >= MIN_SHARE_OF_BARE),
             ]
         )
+    carts = [r for r in run.pages if r.label.startswith("Cart")]
+    if carts and bare.stats.rps:
+        share = carts[0].stats.rps / bare.stats.rps
+        rows.append(
+            [
+                f"Cart ≥ {MIN_CART_SHARE_OF_BARE:.0%} of bare Flask's req/s",
+                f"{share:.0%}",
+                verdict(share >= MIN_CART_SHARE_OF_BARE),
+            ]
+        )
+    grown = growth(run)
+    if grown:
+        sizes = sorted(run.pages_at)
+        label, cost, _ = max(grown, key=lambda g: g[1])
+        rows.append(
+            [
+                f"Each page's cost at {sizes[-1]:,} products ≤ {MAX_COST_GROWTH}× at {sizes[0]:,}",
+                f"highest: {label} × {cost:.2f}",
+                verdict(cost <= MAX_COST_GROWTH),
+            ]
+        )
+        for label, _, p95 in grown:
+            if label == "Search":
+                rows.append(
+                    [
+                        f"Search p95 at {sizes[-1]:,} products ≤ {MAX_SEARCH_P95_GROWTH:.0f}× "
+                        f"at {sizes[0]:,}",
+                        f"× {p95:.2f}",
+                        verdict(p95 <= MAX_SEARCH_P95_GROWTH),
+                    ]
+                )
     if catalogue:
         worst = max(catalogue, key=lambda r: r.stats.p99)
         rows.append(

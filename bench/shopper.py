@@ -32,6 +32,7 @@ CUSTOMER = {
     "city": "Dublin",
     "postcode": "D01 F5P2",
     "country": "IE",
+    "terms": "y",
     "gateway": "rbs",
 }
 CONTROL = {"X-Sandbox-Control": SANDBOX_CONTROL_TOKEN}  # the sandbox's control API asks for it

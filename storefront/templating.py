@@ -26,9 +26,14 @@ def country_name(code: str) -> str:
     return Locale.parse(current_app.config["LOCALE"]).territories.get(code, code)
 
 
-def _globals() -> dict:
+def cart_count() -> int:
+    """How many items the visitor's cart holds, as stored in their session."""
     cart = session.get("cart") or {}
-    count = sum(q for q in cart.values() if isinstance(q, int)) if isinstance(cart, dict) else 0
+    return sum(q for q in cart.values() if isinstance(q, int)) if isinstance(cart, dict) else 0
+
+
+def _globals() -> dict:
+    count = cart_count()
     return {
         "shop_name": current_app.config["SHOP_NAME"],
         "shop_currency": current_app.config["CURRENCY"],

@@ -15,9 +15,9 @@ after :data:`TTL_SECONDS` as the safety net (a process killed between the two).
 Another module registers its models with one line: ``WATCHED.append(DeliveryMethod)``, or calls
 :func:`catalogue_changed` after committing a change the ORM does not see.
 
-What is cached is the page's own content (its ``main`` block and title). The per-customer
-parts — cart count, flash messages, banners — live in ``base.html`` and are rendered on every
-request; a CSRF token inside a fragment is stored as a placeholder and filled in per request.
+What is cached is the whole rendered page, with placeholders where the per-customer parts go
+(the cart link, flash messages, the CSRF token); they are filled in on every request
+(``catalogue.views._cached_page``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from flask import request
+from flask import g, request
 from sqlalchemy import Integer, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -37,6 +37,8 @@ from storefront.extensions import Model, db
 TTL_SECONDS = 30.0
 MAX_ENTRIES = 512
 CSRF_PLACEHOLDER = "\x00csrf\x00"
+# Where a cached page's per-customer parts go (characters no rendered page holds).
+PLACEHOLDERS = {"cart": "\x00cart\x00", "flashes": "\x00flashes\x00"}
 
 # Model classes whose changes move the catalogue's version.
 WATCHED: list[type] = [Product, Category]
@@ -53,16 +55,23 @@ class CatalogueVersion(Model):
     version: Mapped[int] = mapped_column(Integer, default=0)
 
 
+_READ_VERSION = select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
+
+
 def current_version() -> int:
-    """The catalogue's version: one primary-key read."""
-    found = db.session.execute(
-        select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
-    ).scalar()
-    return int(found or 0)
+    """The catalogue's version: one primary-key read, once per request (every page's menu
+    and content are keyed by it, and must agree)."""
+    if "catalogue_version" not in g:
+        # Through the session's connection, so within its transaction, but as a Core statement:
+        # the ORM's result machinery would cost more than the read itself.
+        found = db.session.connection().execute(_READ_VERSION).scalar()
+        g.catalogue_version = int(found or 0)
+    return g.catalogue_version
 
 
 def catalogue_changed() -> None:
     """Move the version on, in its own short transaction (call it after your commit)."""
+    g.pop("catalogue_version", None)  # this request's own read is out of date now
     with db.engine.begin() as conn:
         moved = conn.execute(
             update(CatalogueVersion)

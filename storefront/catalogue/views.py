@@ -6,11 +6,27 @@ import hashlib
 from collections.abc import Callable
 from types import SimpleNamespace
 
-from flask import Blueprint, current_app, make_response, render_template, request
+from flask import (
+    Blueprint,
+    current_app,
+    get_flashed_messages,
+    make_response,
+    render_template,
+    request,
+    session,
+)
 from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
 
 from storefront.catalogue import queries
-from storefront.catalogue.cache import CSRF_PLACEHOLDER, current_version, fragments_of, request_key
+from storefront.catalogue.cache import (
+    CSRF_PLACEHOLDER,
+    PLACEHOLDERS,
+    current_version,
+    fragments_of,
+    request_key,
+)
+from storefront.templating import cart_count
 
 bp = Blueprint("catalogue", __name__)
 
@@ -21,7 +37,7 @@ def _navigation() -> dict:
     # database must not also break the error page that reports it, so it then shows no menu.
     def nav_categories():
         try:
-            return queries.categories()
+            return _menu()
         except Exception:
             current_app.logger.exception("could not load the category menu")
             return []
@@ -29,46 +45,55 @@ def _navigation() -> dict:
     return {"nav_categories": nav_categories}
 
 
+def _menu() -> list[SimpleNamespace]:
+    """The category menu (id, slug, name of each category in menu order), from the fragment
+    cache under the catalogue's version: every page shows it, not only the catalogue's."""
+    key = ("menu", current_version())
+    fragments = fragments_of(current_app)
+    menu = fragments.get(key)
+    if menu is None:
+        menu = [SimpleNamespace(id=c.id, slug=c.slug, name=c.name) for c in queries.categories()]
+        fragments.put(key, menu)
+    return menu
+
+
 def _cached_page(template: str, build: Callable[[], dict]):
-    """Render ``template``'s title and ``main`` block from the fragment cache (``build`` gives
-    the context on a miss), inside ``base.html`` rendered afresh: the per-customer parts never
-    come out of the cache. The ETag hashes the whole final body, so a 304 means nothing on the
-    page changed; private, because the page shows the visitor's cart."""
+    """Serve ``template`` from the page cache (``build`` gives its context on a miss).
+
+    A page is cached whole, rendered once per catalogue version, path and query, with
+    placeholders where the parts that belong to one customer go: the cart link, flash messages
+    and the CSRF token. Those are filled in on every request, so they never come out of the
+    cache. The ETag hashes the final body, so a 304 means nothing on the page changed; private,
+    because the page shows the visitor's cart.
+    """
     key = request_key(current_version())
     fragments = fragments_of(current_app)
-    hit = fragments.get(key)
-    if hit is None:
-        context = build()
-        tmpl = current_app.jinja_env.get_template(template)
-        full = dict(context)
-        current_app.update_template_context(full)
-        ctx = tmpl.new_context(full)
-        for _ in tmpl.root_render_func(ctx):  # runs the template's imports into ctx
-            pass
-        title = "".join(tmpl.blocks["title"](ctx))
-        main = "".join(tmpl.blocks["main"](ctx))
-        if "csrf_token" in main:
-            main = main.replace(generate_csrf(), CSRF_PLACEHOLDER)
-        found = context.get("current_category")
-        current = SimpleNamespace(id=found.id) if found is not None else None
-        hit = (title, main, current)
-        fragments.put(key, hit)
-    title, main, current = hit
-    if CSRF_PLACEHOLDER in main:
-        main = main.replace(CSRF_PLACEHOLDER, generate_csrf())
-    body = render_template(
-        "catalogue/_cached.html",
-        cached_title=title,
-        cached_main=main,
-        current_category=current,
-        search_query=queries.clean_query(request.args.get("q"))
-        if request.endpoint == "catalogue.search"
-        else "",
-    )
+    page = fragments.get(key)
+    if page is None:
+        page = render_template(template, **build(), customer_part=_placeholder)
+        if 'name="csrf_token"' in page:
+            page = page.replace(generate_csrf(), CSRF_PLACEHOLDER)
+        fragments.put(key, page)
+    body = _fill(page)
     response = make_response(body)
     response.set_etag(hashlib.sha256(body.encode()).hexdigest()[:32])
     response.headers["Cache-Control"] = "private, no-cache"
     return response.make_conditional(request)
+
+
+def _placeholder(name: str) -> Markup:
+    return Markup(PLACEHOLDERS[name])  # noqa: S704 - our own constant, never user input
+
+
+def _fill(page: str) -> str:
+    """The cached page with this customer's cart link, flash messages and CSRF token."""
+    parts = current_app.jinja_env.get_template("_customer.html").module
+    messages = get_flashed_messages(with_categories=True) if "_flashes" in session else []
+    page = page.replace(PLACEHOLDERS["cart"], parts.cart_link(cart_count()), 1)
+    page = page.replace(PLACEHOLDERS["flashes"], parts.flashes(messages), 1)
+    if CSRF_PLACEHOLDER in page:
+        page = page.replace(CSRF_PLACEHOLDER, generate_csrf())
+    return page
 
 
 def _per_page() -> int:
