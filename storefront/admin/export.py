@@ -81,10 +81,15 @@ def orders_csv():
     does not validate is left out, as on the page."""
     _, filters = order_filters()
     query = queries.orders_matching(filters).execution_options(yield_per=CHUNK)
-    orders = db.session.execute(query).scalars()
+
+    def orders() -> Iterator[Order]:
+        # Read while the body is written, in the request context kept for it: the view's
+        # session was removed at the request's teardown, before the first line went out.
+        yield from db.session.execute(query).scalars()
+
     filename = f"orders-{now_utc():%Y%m%d-%H%M%S}.csv"
     return Response(
-        stream_with_context(csv_lines(orders)),
+        stream_with_context(csv_lines(orders())),
         mimetype="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
