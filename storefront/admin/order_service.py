@@ -34,7 +34,8 @@ def resends(order: Order) -> int:
     """How many times the confirmation was queued again from the admin."""
     return db.session.execute(
         select(func.count(OutboxMessage.id)).where(
-            OutboxMessage.order_id == order.id, OutboxMessage.kind.startswith(f"{RESEND}:")
+            OutboxMessage.order_id == order.id,
+            OutboxMessage.kind.startswith(f"{RESEND}:", autoescape=True),
         )
     ).scalar_one()
 
