@@ -5,10 +5,17 @@ from __future__ import annotations
 from typing import TypeVar
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, PasswordField, SelectField, StringField
-from wtforms.validators import InputRequired, Length, Optional, ValidationError
+from wtforms import (
+    DateField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from storefront.admin.models import MAX_PASSWORD_LENGTH
+from storefront.admin.models import MAX_NOTE_LENGTH, MAX_PASSWORD_LENGTH
 from storefront.money import from_major, to_major
 from storefront.orders.models import OrderState
 from storefront.templating import money
@@ -35,6 +42,29 @@ class SignInForm(FlaskForm):
 
 class EmptyForm(FlaskForm):
     """A button-only POST (void, check now, sign out): nothing to fill in but the CSRF token."""
+
+
+class NoteForm(FlaskForm):
+    """An internal note on an order, for the staff only."""
+
+    text = TextAreaField(
+        "Internal note (staff only, never shown to the customer)",
+        validators=[
+            DataRequired("Write the note before adding it."),
+            Length(
+                max=MAX_NOTE_LENGTH,
+                message=f"A note is at most {MAX_NOTE_LENGTH:,} characters long: shorten it.",
+            ),
+        ],
+        filters=[lambda text: text.strip() if text else text],
+    )
+
+
+class ResendForm(FlaskForm):
+    """Send the order's confirmation again. ``sent`` is how many resends the page showed: a
+    double click or a second operator posts the same number, and only the first is queued."""
+
+    sent = HiddenField(validators=[InputRequired()])
 
 
 class AmountForm(FlaskForm):

@@ -1,5 +1,5 @@
-"""Staff accounts, their roles and permissions, the password policy, and the record of who
-changed what in the catalogue, the stock and the staff."""
+"""Staff accounts, their roles and permissions, the password policy, the record of who
+changed what in the catalogue, the stock and the staff, and the staff's notes on orders."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import enum
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, Text
+from sqlalchemy import DateTime, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -17,6 +17,8 @@ from storefront.timeutil import now_utc
 MIN_PASSWORD_LENGTH = 12
 # Hashing cost grows with the input; nobody types more than this.
 MAX_PASSWORD_LENGTH = 1024
+# An internal note on an order is a few lines, not a document.
+MAX_NOTE_LENGTH = 2000
 
 
 # The most common passwords of 12 characters or more (shorter ones are refused anyway).
@@ -112,3 +114,15 @@ class AuditEntry(Model):
     action: Mapped[str] = mapped_column(String(40))  # "product created", "staff deactivated"…
     subject: Mapped[str] = mapped_column(String(254))  # what it was done to, by name
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class OrderNote(Model):
+    """A staff member's internal note on an order: shown in the order's history in the admin,
+    never to the customer."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
+    author: Mapped[str] = mapped_column(String(254))  # the staff member's email
+    author_name: Mapped[str] = mapped_column(String(200), default="")
+    text: Mapped[str] = mapped_column(Text)

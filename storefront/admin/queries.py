@@ -12,8 +12,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import selectinload
 
+from storefront.admin.models import OrderNote
 from storefront.extensions import db
-from storefront.orders.models import Order
+from storefront.orders.models import Order, OrderEvent, OrderState
 from storefront.payments.models import OPEN_STATES, AttemptState, PaymentAttempt
 
 # Payments that still need someone's attention: undecided, held, or an action under way.
@@ -29,12 +30,31 @@ class OrderFilters:
     date_to: date | None = None
 
 
+@dataclass(frozen=True)
+class Takings:
+    """Money captured in one currency on the orders paid in a period."""
+
+    currency: str
+    amount: int  # minor units, before any refund
+    orders: int
+
+
+OTHER_ORDERS_SHOWN = 20
+
+
 def _start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 def orders_page(filters: OrderFilters, page: int, per_page: int):
     """One page of orders, newest first, with their attempts loaded (a Pagination)."""
+    return db.paginate(
+        orders_matching(filters), page=page, per_page=per_page, error_out=False, count=True
+    )
+
+
+def orders_matching(filters: OrderFilters):
+    """The query of the orders the filters select, newest first, with their attempts loaded."""
     query = select(Order).options(selectinload(Order.attempts))
     if filters.q:
         text = filters.q.strip()
@@ -57,8 +77,7 @@ def orders_page(filters: OrderFilters, page: int, per_page: int):
         query = query.where(Order.created_at >= _start_of(filters.date_from))
     if filters.date_to:
         query = query.where(Order.created_at < _start_of(filters.date_to + timedelta(days=1)))
-    query = query.order_by(Order.created_at.desc(), Order.id.desc())
-    return db.paginate(query, page=page, per_page=per_page, error_out=False, count=True)
+    return query.order_by(Order.created_at.desc(), Order.id.desc())
 
 
 def order_whole(number: str) -> Order | None:
@@ -101,5 +120,69 @@ def gateway_names() -> list[str]:
     return list(
         db.session.execute(
             select(PaymentAttempt.gateway).distinct().order_by(PaymentAttempt.gateway)
+        ).scalars()
+    )
+
+
+def takings(since: datetime, until: datetime) -> list[Takings]:
+    """What was captured, by currency, on the orders that moved to paid in [since, until).
+
+    One aggregate query. An order moves to paid once (``ORDER_PIPELINE``); a note written to
+    the history of a paid order repeats the state, so the move is the event that changes it.
+    """
+    paid = select(OrderEvent.order_id).where(
+        OrderEvent.to_state == OrderState.PAID,
+        or_(OrderEvent.from_state.is_(None), OrderEvent.from_state != OrderState.PAID),
+        OrderEvent.at >= since,
+        OrderEvent.at < until,
+    )
+    rows = db.session.execute(
+        select(
+            PaymentAttempt.currency,
+            func.sum(PaymentAttempt.captured),
+            func.count(func.distinct(PaymentAttempt.order_id)),
+        )
+        .where(PaymentAttempt.order_id.in_(paid), PaymentAttempt.captured > 0)
+        .group_by(PaymentAttempt.currency)
+        .order_by(PaymentAttempt.currency)
+    ).all()
+    return [Takings(currency, int(amount), int(orders)) for currency, amount, orders in rows]
+
+
+def attention_counts(unknown_before: datetime) -> dict[str, int]:
+    """How many payments and orders wait for someone, each counted by the database."""
+    count = func.count()
+    queries = {
+        "open_payments": select(count)
+        .select_from(PaymentAttempt)
+        .where(or_(PaymentAttempt.state.in_(OPEN_STATES), PaymentAttempt.action.is_not(None))),
+        "held_orders": select(count).select_from(Order).where(Order.state == OrderState.AUTHORIZED),
+        "orders_on_hold": select(count).select_from(Order).where(Order.state == OrderState.ON_HOLD),
+        "unknown_payments_old": select(count)
+        .select_from(PaymentAttempt)
+        .where(
+            PaymentAttempt.state == AttemptState.UNKNOWN,
+            PaymentAttempt.created_at < unknown_before,
+        ),
+    }
+    return {name: int(db.session.execute(query).scalar() or 0) for name, query in queries.items()}
+
+
+def other_orders(order: Order, limit: int = OTHER_ORDERS_SHOWN) -> list[Order]:
+    """The customer's other orders: the same email whatever its case, newest first."""
+    return list(
+        db.session.execute(
+            select(Order)
+            .where(func.lower(Order.email) == order.email.lower(), Order.id != order.id)
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def notes_of(order: Order) -> list[OrderNote]:
+    return list(
+        db.session.execute(
+            select(OrderNote).where(OrderNote.order_id == order.id).order_by(OrderNote.id)
         ).scalars()
     )

@@ -23,8 +23,17 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from storefront.admin import auth, queries
-from storefront.admin.forms import AmountForm, EmptyForm, OrderFilterForm, SignInForm, required
+from storefront.admin import auth, order_service, queries
+from storefront.admin.forms import (
+    AmountForm,
+    EmptyForm,
+    NoteForm,
+    OrderFilterForm,
+    ResendForm,
+    SignInForm,
+    required,
+)
+from storefront.admin.models import OrderNote
 from storefront.admin.operations import (
     CHECKABLE,
     check_now,
@@ -37,7 +46,7 @@ from storefront.extensions import db
 from storefront.gateways import REGISTRY, configured
 from storefront.gateways.base import Gateway
 from storefront.money import to_major
-from storefront.orders.models import Order
+from storefront.orders.models import Order, OrderEvent
 from storefront.payments import backoffice
 from storefront.payments.models import PaymentAttempt
 from storefront.templating import money
@@ -119,27 +128,15 @@ def sign_out():
     return redirect(url_for("admin.sign_in"), code=303)
 
 
-@bp.get("/")
-def index():
-    return redirect(url_for("admin.orders"))
-
-
 # Orders --------------------------------------------------------------------------------------
 @bp.get("/orders")
 def orders():
     """Orders, newest first, filtered by state, gateway, dates and a search; invalid filters
     are ignored and said so."""
-    form = OrderFilterForm(formdata=request.args)
-    form.gateway.choices = [("", "Any gateway")] + [(g, gateway_title(g)) for g in REGISTRY]
-    form.validate()
-    usable = {
-        name: getattr(form, name).data
-        for name in ("q", "state", "gateway", "date_from", "date_to")
-        if not getattr(form, name).errors and getattr(form, name).data
-    }
+    form, filters = order_filters()
     page, page_error = _page_number()
     per_page = current_app.config["ADMIN_ORDERS_PER_PAGE"]
-    pagination = queries.orders_page(queries.OrderFilters(**usable), page, per_page)
+    pagination = queries.orders_page(filters, page, per_page)
     ignored = [(form[name].label.text, errors) for name, errors in form.errors.items()]
     if page_error:
         ignored.append(("Page", [page_error]))
@@ -150,8 +147,23 @@ def orders():
         pagination=pagination,
         ignored=ignored,
         page_url=lambda number: url_for("admin.orders", page=number, **args),
+        export_url=url_for("admin.orders_csv", **args),
         gateway_title=gateway_title,
     )
+
+
+def order_filters() -> tuple[OrderFilterForm, queries.OrderFilters]:
+    """The orders list's filters from the query string; those that do not validate are left
+    out (the form keeps their errors to say so)."""
+    form = OrderFilterForm(formdata=request.args)
+    form.gateway.choices = [("", "Any gateway")] + [(g, gateway_title(g)) for g in REGISTRY]
+    form.validate()
+    usable = {
+        name: getattr(form, name).data
+        for name in ("q", "state", "gateway", "date_from", "date_to")
+        if not getattr(form, name).errors and getattr(form, name).data
+    }
+    return form, queries.OrderFilters(**usable)
 
 
 def _page_number() -> tuple[int, str | None]:
@@ -231,9 +243,41 @@ def _panel(attempt: PaymentAttempt, bound: dict) -> PaymentPanel:
     return panel
 
 
-def _render_order(order: Order, bound: dict | None = None, status: int = 200):
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of the order's history: a change of its state, or a staff member's note."""
+
+    at: datetime
+    event: OrderEvent | None = None
+    note: OrderNote | None = None
+
+
+def _history(order: Order) -> list[HistoryEntry]:
+    entries = [HistoryEntry(as_utc(event.at), event=event) for event in order.events]
+    entries += [HistoryEntry(as_utc(note.at), note=note) for note in queries.notes_of(order)]
+    return sorted(entries, key=lambda entry: entry.at)  # stable: a tie keeps events first
+
+
+def _render_order(
+    order: Order,
+    bound: dict | None = None,
+    status: int = 200,
+    note_form: NoteForm | None = None,
+):
     panels = [_panel(attempt, bound or {}) for attempt in reversed(order.attempts)]
-    return render_template("admin/order.html", order=order, panels=panels), status
+    resend_form = None
+    if order.state in order_service.RESENDABLE:
+        sent = order_service.resends(order)
+        resend_form = ResendForm(prefix="resend", formdata=None, data={"sent": str(sent)})
+    return render_template(
+        "admin/order.html",
+        order=order,
+        panels=panels,
+        history=_history(order),
+        other_orders=queries.other_orders(order),
+        note_form=note_form or NoteForm(prefix="note", formdata=None),
+        resend_form=resend_form,
+    ), status
 
 
 def _attempt_or_404(number: str, attempt_id: int) -> tuple[Order, PaymentAttempt]:
@@ -394,4 +438,4 @@ def unknown(anything: str):
 
 
 # The catalogue, stock and staff pages join this blueprint (and its guard) from their modules.
-from storefront.admin import catalogue, fulfilment, staff  # noqa: E402, F401
+from storefront.admin import catalogue, dashboard, export, fulfilment, notes, staff  # noqa: E402, F401

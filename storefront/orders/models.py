@@ -48,7 +48,9 @@ ORDER_PIPELINE: dict[OrderState, tuple[OrderState, ...]] = {
 # The mail each move sends, once (see ``orders.service.transition``). A new kind of mail is a
 # template pair ``email/<kind>.txt`` / ``.html``, a subject in ``orders.mail.SUBJECTS`` and,
 # where a move sends it, an entry here. Kinds in ``REPEATABLE_MAILS`` may go more than once per
-# order (a second partial refund): each sending is keyed by its sequence number.
+# order (a second partial refund): each sending is keyed by its sequence number. A
+# confirmation sent again from the admin is ``order_confirmation:resend:<n>`` (see
+# ``admin.order_service``): a kind of its own, so the move's confirmation stays once.
 ORDER_MAILS: dict[OrderState, str] = {
     _O.PAID: "order_confirmation",
     _O.AUTHORIZED: "order_confirmation",
