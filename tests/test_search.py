@@ -19,6 +19,7 @@ from tests.factories import make_app
 DEMO_QUERIES = {
     "mug": ["Ceramic Pour-over Dripper"],  # "mugs", in its description
     "ceram": ["Ceramic Pour-over Dripper"],
+    "ceram mug": ["Ceramic Pour-over Dripper"],
     "tea": [
         "Glass Teapot with Infuser, 800 ml",
         "Jasmine Silver Needle, 50 g",
