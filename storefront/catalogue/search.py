@@ -14,6 +14,11 @@ configuration reads the text, because its parser would otherwise keep "1.5" or
 "example.com" as one word. A search is an AND of prefixes, one per word of the query, built
 here from words alone: whatever punctuation or operator a customer types ("NEAR", "-", "*",
 quotes) is a separator or a plain word, never the index's query syntax.
+
+Ranking weighs the name ten times the description on both (bm25's column weights; ts_rank's
+weights for the labels A and B), so a product named for the word comes before one that only
+mentions it. Among matches as good as each other the two may differ: bm25 also weighs a word's
+rarity and the text's length, ts_rank does not. Ties end by name, then id.
 """
 
 from __future__ import annotations
