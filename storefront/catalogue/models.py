@@ -6,9 +6,10 @@ import enum
 from datetime import datetime
 
 from flask import url_for
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String, Text
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from storefront.catalogue import search
 from storefront.extensions import Model
 from storefront.timeutil import now_utc
 
@@ -70,6 +71,15 @@ class Product(Model):
         if self.image:
             return url_for("static", filename="img/products/" + self.image)
         return ""
+
+
+# The search index is not a model (see catalogue.search): built and dropped with the table.
+event.listen(
+    Product.__table__, "after_create", lambda _t, connection, **_kw: search.install(connection)
+)
+event.listen(
+    Product.__table__, "before_drop", lambda _t, connection, **_kw: search.uninstall(connection)
+)
 
 
 class StockReason(enum.StrEnum):

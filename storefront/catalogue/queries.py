@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import functools
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import abort, g
-from sqlalchemy import bindparam, func, union_all
+from sqlalchemy import Select, bindparam, false, func, union_all
 from sqlalchemy.orm import joinedload
 
+from storefront.catalogue import search
 from storefront.catalogue.models import Category, Product
 from storefront.extensions import db
 
-# A search longer than this is no longer a product name; cutting it keeps LIKE patterns cheap.
+# A search longer than this is no longer a product name; cutting it bounds the words looked up.
 MAX_QUERY_LENGTH = 100
 # Page numbers with more digits than this cannot exist; refusing them early avoids huge OFFSETs.
 MAX_PAGE_DIGITS = 6
@@ -136,41 +138,57 @@ def parse_page(raw: str | None) -> int:
 
 def clean_query(raw: str | None) -> str:
     """The search text: control characters and repeated spaces removed, cut to length."""
-    # A NUL ends the pattern early in SQLite's LIKE, which then matches every product.
+    # Echoed on the page and sent to the database: a NUL cannot be sent to PostgreSQL in a
+    # string, and no control character belongs to a product's name.
     printable = "".join(" " if unicodedata.category(c) == "Cc" else c for c in raw or "")
     return " ".join(printable.split())[:MAX_QUERY_LENGTH].strip()
 
 
 def category_page(category: Category, number: int, per_page: int) -> Page:
     """:raise 404: the page is past the last one."""
-    return _paginate(Product.category_id == category.id, number, per_page)
+    return _paginate(
+        lambda stmt: stmt.where(Product.category_id == category.id),
+        (Product.name, Product.id),
+        number,
+        per_page,
+    )
 
 
 def search_page(text: str, number: int, per_page: int) -> Page:
-    """Active products whose name or description contains ``text``, ignoring case.
+    """Active products with a word starting with each word of ``text`` in their name or
+    description, best match first (see ``search``).
 
     :raise 404: the page is past the last one.
     """
-    # autoescape: a customer's "%" or "_" is a character to find, not a wildcard.
-    matches = Product.name.icontains(text, autoescape=True) | Product.description.icontains(
-        text, autoescape=True
-    )
-    return _paginate(matches, number, per_page)
+    found = search.words(text)
+    if not found:  # only punctuation: nothing to look for
+        return _paginate(lambda stmt: stmt.where(false()), (Product.id,), number, per_page)
+    match = search.match(db.session.get_bind().dialect.name, found)
+
+    def narrow(stmt: Select) -> Select:
+        if match.index is not None:
+            stmt = stmt.join(match.index, match.index.c.rowid == Product.id)
+        return stmt.where(match.condition)
+
+    return _paginate(narrow, (match.rank, Product.name, Product.id), number, per_page)
 
 
-def _paginate(condition, number: int, per_page: int) -> Page:
-    where = (Product.active.is_(True), condition)
-    total = db.session.execute(
-        db.select(func.count()).select_from(Product).where(*where)
-    ).scalar_one()
+def _paginate(
+    narrow: Callable[[Select], Select], order_by: tuple, number: int, per_page: int
+) -> Page:
+    """One page of the active products ``narrow`` keeps: a count, then the page itself."""
+
+    def selected(stmt: Select) -> Select:
+        return narrow(stmt.where(Product.active.is_(True)))
+
+    total = db.session.execute(selected(db.select(func.count()).select_from(Product))).scalar_one()
     page = Page(items=[], number=number, per_page=per_page, total=total)
     if number > page.pages:
         abort(404)
     if total:
         stmt = (
-            db.select(Product)
-            .where(*where)
-            .order_by(Product.name, Product.id)
+            selected(db.select(Product))
+            .order_by(*order_by)
             .limit(per_page)
             .offset((number - 1) * per_page)
         )

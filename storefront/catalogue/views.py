@@ -142,7 +142,8 @@ def product(slug: str):
 
 @bp.get("/search")
 def search():
-    """Products whose name or description contains ``?q=``, a page at a time.
+    """Products with a word starting with each word of ``?q=`` in their name or description,
+    best match first, a page at a time (``queries.search_page``).
 
     :raise 404: a page number that is not a page of the results.
     """
