@@ -12,7 +12,7 @@ from storefront import create_app
 from storefront.catalogue.search import described_by_the_models
 from storefront.extensions import db
 
-SEARCH_REVISION, BEFORE_SEARCH = "f5b7d9e1a3c6", "e4a6c8b0d2f4"
+SEARCH_REVISION, BEFORE_SEARCH = "f5b7d9e1a3c6", "a6c8e0b2d4f7"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,7 +15,7 @@ On PostgreSQL, name and description cannot change type while the generated colum
 them: such a migration drops the column first and adds it again.
 
 Revision ID: f5b7d9e1a3c6
-Revises: e4a6c8b0d2f4
+Revises: a6c8e0b2d4f7
 Create Date: 2026-12-02 14:00:00
 
 """
@@ -24,7 +24,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "f5b7d9e1a3c6"
-down_revision = "e4a6c8b0d2f4"
+down_revision = "a6c8e0b2d4f7"
 branch_labels = None
 depends_on = None
 
