@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import joinedload
 
 from storefront.database import rows_changed
 from storefront.extensions import db
@@ -92,7 +93,12 @@ def find_attempt(gateway: str, reference: str | None, gateway_id: str | None):
     must belong to the same attempt: a notice mixing two payments' ids names neither."""
     if not reference and not gateway_id:
         return None
-    query = select(PaymentAttempt).where(PaymentAttempt.gateway == gateway)
+    # With its order: every notice names the order on its log lines (observe.attempt).
+    query = (
+        select(PaymentAttempt)
+        .options(joinedload(PaymentAttempt.order))
+        .where(PaymentAttempt.gateway == gateway)
+    )
     if reference:
         query = query.where(PaymentAttempt.reference == reference)
     if gateway_id:
@@ -121,8 +127,9 @@ def settle(
             f"{cause}: a repeat of what the shop holds ({attempt.state}); not asked again",
             cause,
         )
+        state = attempt.state  # read before the commit expires it: no reload to count it
         db.session.commit()
-        observe.settled(attempt, attempt.state, False)  # the gateway's word, already applied
+        observe.settled(attempt, state, False)  # the gateway's word, already applied
         return Result(outcome=notice.says, codes="repeat")
     result = learn(attempt, notice, journal)
     if notice is not None and notice.result is not None:
