@@ -329,12 +329,18 @@ def test_quantities_never_exceed_the_maximum(app, shop):
         assert service.quantity_of(ethiopia) == service.MAX_QUANTITY
 
 
-def test_restore_merges_an_order_back_into_the_cart(app, shop):
+def test_restore_merges_an_order_back_into_the_cart_and_take_back_takes_it_out(app, shop):
     ethiopia, kenya = product_id(shop, ETHIOPIA), product_id(shop, KENYA)
     with app.test_request_context():
         service.add(ethiopia, 1)
         service.restore([(ethiopia, 2), (kenya, 1)])
-        assert session["cart"] == {str(ethiopia): 3, str(kenya): 1}
+        assert session["cart"] == {str(ethiopia): 2, str(kenya): 1}
+        # A second failed attempt of the same order restores the same lines: never doubled.
+        service.restore([(ethiopia, 2), (kenya, 1)])
+        assert session["cart"] == {str(ethiopia): 2, str(kenya): 1}
+        service.add(kenya, 2)  # the customer adds more on top
+        service.take_back([(ethiopia, 2), (kenya, 1)])  # the order was paid after all
+        assert session["cart"] == {str(kenya): 2}
         service.clear()
         assert service.read_cart().is_empty
         assert "cart" not in session

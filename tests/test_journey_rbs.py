@@ -84,6 +84,9 @@ def test_declined_card_shows_failure_restores_cart_and_try_again_pays_same_order
     assert [a.state for a in attempts] == [AttemptState.DECLINED, AttemptState.PAID]
     assert attempts[0].reference != attempts[1].reference  # a new orderNumber per attempt
     assert stock_of(shop, product_id) == 2
+    # The order is paid: its lines left the cart, which no longer offers to buy them again.
+    assert "Your cart is empty" in browser.get(f"{shop.url}/cart/")
+    assert browser.get(f"{shop.url}/checkout/review").url == f"{shop.url}/cart/"
 
 
 def test_cancel_on_the_gateway_page_is_a_failure_with_a_safe_reason(shop, sandbox):

@@ -145,7 +145,8 @@ def clear() -> None:
 
 
 def restore(lines: list[tuple[int, int]]) -> None:
-    """Put an order's lines back in the cart (after a failed payment), merged with what is there.
+    """Put an order's lines back in the cart (after a failed payment), merged with what is there:
+    each product at least as many as the order holds.
 
     Stock is not checked here: :func:`read_cart` clamps and reports when the cart is next read.
     """
@@ -156,8 +157,24 @@ def restore(lines: list[tuple[int, int]]) -> None:
         key = str(int(product_id))
         if key not in quantities and len(quantities) >= MAX_LINES:
             continue
-        quantities[key] = min(quantities.get(key, 0) + quantity, MAX_QUANTITY)
+        # At least the order's quantity, not added on top: a second failed attempt of the same
+        # order restores the same lines, and must not double them.
+        quantities[key] = min(max(quantities.get(key, 0), quantity), MAX_QUANTITY)
     _save(quantities, _stored_prices())
+
+
+def take_back(lines: list[tuple[int, int]]) -> None:
+    """Take an order's lines out of the cart again (the order was paid after all): as many of
+    each as the order holds, leaving whatever the customer added on top."""
+    quantities, prices = _stored(), _stored_prices()
+    for product_id, quantity in lines:
+        key = str(int(product_id))
+        left = quantities.get(key, 0) - quantity
+        if left > 0:
+            quantities[key] = left
+        else:
+            quantities.pop(key, None)
+    _save(quantities, prices)
 
 
 def _put(product_id: int, quantity: int) -> None:

@@ -122,6 +122,27 @@ def render_order(order: Order, status: int = 200, relayed: bool = False):
     return render_template("orders/failure.html", form=form, **context), status
 
 
+@bp.before_app_request
+def _paid_lines_leave_the_cart() -> None:
+    """Once an order whose lines went back in this browser's cart (a failed payment) is paid
+    after all — by "Try again", a pay-now link, a late callback, in any tab — its lines leave
+    the cart, so that nothing offers to buy them a second time. Costs a query only while a
+    cart holds restored lines."""
+    token, marker = session.get("open_order"), session.get("restored")
+    if not token or not marker:
+        return
+    order = db.session.execute(
+        select(Order).where(Order.receipt_token == token)
+    ).scalar_one_or_none()
+    if order is not None and order.state == OrderState.PENDING_PAYMENT:
+        return  # still to pay: the lines stay, so that the customer may change the cart
+    if order is not None and order.state in (*RECEIPT_STATES, OrderState.ON_HOLD):
+        cart_service.take_back(
+            [(line.product_id, line.quantity) for line in order.lines if line.product_id]
+        )
+    session.pop("restored")  # paid, or closed unpaid (its lines stay, to buy again)
+
+
 def _restore_cart_once(order: Order) -> None:
     # Put the lines back in the cart of the browser that placed the order, once per attempt, so
     # that the customer can also change the cart and check out anew.

@@ -110,6 +110,10 @@ def receive_callback(
     if attempt is None:
         abort(404)
     observe.attempt(attempt)
+    if kind in adapter.relayed_kinds and attempt.returned_at is None:
+        # The gateway shows our answer to the customer: they are back from its page, and the
+        # order's page may ask the gateway when they press "Check again".
+        mark_returned(attempt)
     result = settle(attempt, cause, notice, journal)
     return attempt, result.outcome is not Outcome.UNKNOWN
 

@@ -1,0 +1,77 @@
+"""Journeys that used to end badly, walked in Chromium with JavaScript off: whatever happens at
+the gateway, the customer is never offered to pay twice and never left without a way on.
+
+Screenshots of every step are kept in test-artifacts/ for people to look at.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from storefront.orders.models import OrderState
+from tests.journeys import latest_order, product, wait_for
+from tests.test_browser_journey import checkout_in_chromium, pay_in_chromium
+
+pytestmark = pytest.mark.browser
+
+
+def test_lines_of_an_order_paid_by_try_again_leave_the_cart(page, shop, sandbox):
+    _, slug = product(shop, name="Sencha", price=900, stock=3)
+    checkout_in_chromium(page, shop, slug)
+    pay_in_chromium(page, "4000000000000002")  # declined: the lines come back to the cart
+    page.shot("declined")
+    page.goto(f"{shop.url}/cart/")
+    assert "Sencha" in page.content()
+    page.go_back()
+    page.get_by_role("button", name="Try again").click()
+    pay_in_chromium(page, "4111111111111111")
+    page.shot("paid")
+    assert "Thank you, your payment was received" in page.content()
+
+    page.goto(f"{shop.url}/cart/")
+    page.shot("cart-after-payment")
+    assert "Your cart is empty" in page.content()
+    assert page.locator(".cart-count").inner_text() == "0"
+    page.goto(f"{shop.url}/checkout/review")  # nothing left to buy a second time
+    assert page.url == f"{shop.url}/cart/"
+
+
+def pay_altapay_in_chromium(page, card: str = "4111111111111111") -> None:
+    page.fill("#cardno", card)
+    page.fill("#emonth", "12")
+    page.fill("#eyear", "34")
+    page.fill("#cvc", "123")
+    page.fill("#cardholdername", "Ann Example")
+    page.locator('button[value="pay"]').click()
+
+
+def test_a_relayed_pending_page_reaches_the_receipt_with_its_refresh_stripped(
+    page, make_shop, sandbox
+):
+    """AltaPay relays our pending page from its own origin, scripts and meta refresh stripped,
+    and here its notification never comes: the customer's "Check again" asks the gateway."""
+    shop = make_shop(GATEWAYS="altapay")
+    sandbox.settings(**{"altapay:open_delay": 0.2, "delivery:altapay": "drop"})
+    _, slug = product(shop, name="Kenya AA", price=1268, stock=3)  # .68: the gateway says Open
+    checkout_in_chromium(page, shop, slug)
+    pay_altapay_in_chromium(page)
+    page.shot("relayed-pending")
+    assert page.url.startswith(sandbox.url)  # the gateway's address, our page
+    assert page.get_by_role("heading", level=1).inner_text() == "Waiting for the bank"
+    assert page.locator('meta[http-equiv="refresh"]').count() == 0
+    assert "checks again by itself" not in page.content()
+
+    def finished_at_the_gateway() -> bool:
+        return any(
+            t.get("status") == "preauth" for t in sandbox.state()["altapay_transaction"]
+        )
+
+    assert wait_for(finished_at_the_gateway)
+    page.get_by_role("button", name="Check again").click()
+    page.shot("receipt")
+    order, _ = latest_order(shop)
+    assert page.url.rstrip("?") == f"{shop.url}/order/{order.receipt_token}"
+    assert page.get_by_role("heading", level=1).inner_text() == (
+        "Thank you, your order is confirmed"
+    )
+    assert order.state == OrderState.AUTHORIZED
