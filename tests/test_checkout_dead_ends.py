@@ -62,9 +62,7 @@ def test_a_relayed_pending_page_reaches_the_receipt_with_its_refresh_stripped(
     assert "checks again by itself" not in page.content()
 
     def finished_at_the_gateway() -> bool:
-        return any(
-            t.get("status") == "preauth" for t in sandbox.state()["altapay_transaction"]
-        )
+        return any(t.get("status") == "preauth" for t in sandbox.state()["altapay_transaction"])
 
     assert wait_for(finished_at_the_gateway)
     page.get_by_role("button", name="Check again").click()
