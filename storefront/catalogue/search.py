@@ -15,10 +15,10 @@ configuration reads the text, because its parser would otherwise keep "1.5" or
 here from words alone: whatever punctuation or operator a customer types ("NEAR", "-", "*",
 quotes) is a separator or a plain word, never the index's query syntax.
 
-Ranking weighs the name ten times the description on both (bm25's column weights; ts_rank's
-weights for the labels A and B), so a product named for the word comes before one that only
-mentions it. Among matches as good as each other the two may differ: bm25 also weighs a word's
-rarity and the text's length, ts_rank does not. Ties end by name, then id.
+Ranking is the same on both, by construction: products with every word of the query in
+their name first, then those that have some only in the description; within each, by name,
+then id. (bm25 and ts_rank, the indexes' own scores, weigh words differently from each other,
+so the two databases would list equally good matches in different orders.)
 """
 
 from __future__ import annotations
@@ -28,9 +28,6 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-
-# What counts more when ranking: a word in the name over one in the description.
-NAME_WEIGHT, DESCRIPTION_WEIGHT = 10.0, 1.0
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -78,8 +75,6 @@ _POSTGRESQL_DROP = [
     "DROP INDEX IF EXISTS ix_product_search_vector",
     "ALTER TABLE product DROP COLUMN IF EXISTS search_vector",
 ]
-# ts_rank's weights for the labels D, C, B and A: the description's B against the name's A.
-_PG_WEIGHTS = f"{{0, 0, {DESCRIPTION_WEIGHT / NAME_WEIGHT}, 1}}"
 
 
 def _statements(connection: Connection, sqlite: list[str], postgresql: list[str]) -> list[str]:
@@ -131,16 +126,20 @@ class Match:
 
 def match(dialect: str, found: list[str]) -> Match:
     """Products whose name or description has a word starting with each of ``found``
-    (which must not be empty), ranked with the name weighing more than the description."""
+    (which must not be empty), those with every word in the name first."""
     if dialect == "sqlite":
         # Each word quoted: FTS5 then reads it as a string, never as NEAR, OR, - or a column.
         expression = " ".join(f'"{word}"*' for word in found)
         table: sa.ColumnClause[object] = sa.literal_column("product_search")
+        in_name = sa.literal_column("product.id").in_(
+            sa.select(sa.literal_column("rowid"))
+            .select_from(sa.table("product_search"))
+            .where(table.op("MATCH")(sa.bindparam("search_name", f"name : ({expression})")))
+        )
         return Match(
             index=sa.table("product_search", sa.column("rowid")),
             condition=table.op("MATCH")(sa.bindparam("search", expression)),
-            # bm25 is lower for a better match.
-            rank=sa.func.bm25(table, NAME_WEIGHT, DESCRIPTION_WEIGHT),
+            rank=sa.case((in_name, 0), else_=1),
         )
     if dialect == "postgresql":
         # Quoted lexemes joined by &: the words hold no quote, so to_tsquery cannot fail.
@@ -149,10 +148,11 @@ def match(dialect: str, found: list[str]) -> Match:
         query = sa.func.to_tsquery(
             sa.literal_column("'simple'"), sa.bindparam("search", expression)
         )
-        weights: sa.ColumnClause[object] = sa.literal_column(f"'{_PG_WEIGHTS}'::float4[]")
+        # The name's words are the vector's label A.
+        name_only = sa.func.ts_filter(vector, sa.literal_column("'{a}'::\"char\"[]"))
         return Match(
             index=None,
             condition=vector.op("@@")(query),
-            rank=sa.func.ts_rank(weights, vector, query).desc(),
+            rank=sa.case((name_only.op("@@")(query), 0), else_=1),
         )
     raise NotImplementedError(f"no product search for {dialect}")
