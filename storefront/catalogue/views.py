@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -87,7 +88,7 @@ def _placeholder(name: str) -> Markup:
 
 def _fill(page: str) -> str:
     """The cached page with this customer's cart link, flash messages and CSRF token."""
-    parts = current_app.jinja_env.get_template("_customer.html").module
+    parts: Any = current_app.jinja_env.get_template("_customer.html").module  # its macros
     messages = get_flashed_messages(with_categories=True) if "_flashes" in session else []
     page = page.replace(PLACEHOLDERS["cart"], parts.cart_link(cart_count()), 1)
     page = page.replace(PLACEHOLDERS["flashes"], parts.flashes(messages), 1)
