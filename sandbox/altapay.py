@@ -14,7 +14,8 @@ Routes (under ``/altapay``):
 
 Test data (gateways.md §4.3; AltaPay's own amount convention where it has one):
 amount cents ``.66`` → Failed, ``.67`` → Error, ``.68`` → Open, then ``callback_notification``
-after ``altapay:open_delay`` seconds (default 1); card ending ``0566`` → declined; any other
+after ``altapay:open_delay`` seconds (default 1); card ending ``0566`` → declined (Failed),
+``0667`` → Error, ``0668`` → Open (the same paths by card, for any amount); any other
 Luhn-valid card approves; capturing exactly 7.66/7.67 fails/errs, releasing a reservation of
 8.66/8.67 fails/errs, capturing 19.66 takes ``altapay:slow_capture_seconds`` (default 20). The
 back-office amounts are exempt from the page's cents rules so that they can be reserved.
@@ -135,6 +136,8 @@ TEST_CARDS = (
     ("4111111111111111", "Visa: approved"),
     ("5555555555554444", "Mastercard: approved"),
     ("4180000000000566", "Visa: declined by the issuer (any card ending 0566)"),
+    ("4180000000080667", "Visa: the acquirer errs (any card ending 0667)"),
+    ("4180000000070668", "Visa: open, settled later by notification (any card ending 0668)"),
     ("4111111111111112", "fails the Luhn check: the page asks again"),
 )
 
@@ -777,9 +780,9 @@ def _decide(req: dict, number: str) -> tuple[str, str, dict]:
         return "Failed", "epayment_declined", _DECLINED_BY_AMOUNT
     if number.endswith("0566"):
         return "Failed", "epayment_declined", _DECLINED
-    if coded == 67:
+    if coded == 67 or number.endswith("0667"):
         return "Error", "error", _ACQUIRER_ERROR
-    if coded == 68:
+    if coded == 68 or number.endswith("0668"):
         return "Open", OPEN_STATUS, {}
     if req["type"] in ("paymentAndCapture", "subscriptionAndCharge"):
         return "Success", "captured", {}

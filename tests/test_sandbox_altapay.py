@@ -333,6 +333,7 @@ def test_payment_and_capture_is_captured_at_once(sandbox, merchant):
         ("20.00", "4180000000000566", "Failed", "failed"),
         ("20.66", "4111111111111111", "Failed", "failed"),
         ("20.67", "4111111111111111", "Error", "error"),
+        ("20.00", "4180000000080667", "Error", "error"),
     ],
 )
 def test_declines_and_errors_call_the_fail_page(sandbox, merchant, amount, card, result, status):
@@ -359,11 +360,14 @@ def test_cancel_calls_the_fail_page(sandbox, merchant):
     assert posted["payment_status"] == "epayment_cancelled"
 
 
-def test_an_open_payment_is_notified_when_final(sandbox, merchant):
+@pytest.mark.parametrize(
+    ("amount", "card"), [("20.68", "4111111111111111"), ("20.00", "4180000000070668")]
+)
+def test_an_open_payment_is_notified_when_final(sandbox, merchant, amount, card):
     sandbox.settings(**{"altapay:open_delay": 0.2})
     merchant.answers["open"] = ("<p>We are waiting for your bank</p>", 200)
-    pid, url = create(sandbox, merchant, amount="20.68")
-    answer = pay(url)
+    pid, url = create(sandbox, merchant, amount=amount)
+    answer = pay(url, cardno=card)
     assert "waiting for your bank" in answer.text
     [opened] = merchant.posts("open")
     assert opened["status"] == "open"
@@ -374,7 +378,7 @@ def test_an_open_payment_is_notified_when_final(sandbox, merchant):
     assert notified["checksum"] == altapay_checksum(notified, SECRET)
     txn = callback_xml(notified).find("Body/Transactions/Transaction")
     assert text(txn, "TransactionStatus") == "preauth"
-    assert text(txn, "ReservedAmount") == "20.68"
+    assert text(txn, "ReservedAmount") == amount
     [row] = transactions(sandbox, shop_orderid="1001-1")
     assert text(row, "TransactionStatus") == "preauth"
 
