@@ -35,6 +35,10 @@ together, checksum valid), ``tamper_currency`` (``currency``, likewise), ``other
 (``orderid``, likewise), ``malformed_xml``, ``duplicate`` (``copies``, default 2),
 ``fail_after_success`` (after relaying ``ok``, ``callback_fail`` is posted for the same payment).
 
+The basket: ``orderLines`` that do not add up to the amount are refused (Header ErrorCode
+200); a request keeps them as sent (``order_lines``) and read (``basket``: each line's
+fields and its ``amount``), and the payment page lists them.
+
 State kinds: ``altapay_request`` (by PaymentRequestId), ``altapay_transaction`` (by
 TransactionId), ``altapay_callback`` (every page callback posted and the shop's answer).
 """
@@ -52,6 +56,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from html.parser import HTMLParser
 from typing import cast
 from urllib.parse import urljoin
@@ -479,6 +484,7 @@ def _validated_request(params: dict) -> dict:
         if not url.startswith(("http://", "https://")):
             raise ApiError(f"config[{key}] must be an absolute http(s) URL")
     lines = _dict(params.get("orderLines"))
+    order_lines = [lines[k] for k in sorted(lines, key=_index) if isinstance(lines[k], dict)]
     return {
         "terminal": expected,
         "shop_orderid": shop_orderid,
@@ -491,9 +497,82 @@ def _validated_request(params: dict) -> dict:
         "config": config,
         "customer_info": {k: str(v) for k, v in _dict(params.get("customer_info")).items()},
         "transaction_info": {k: str(v) for k, v in _dict(params.get("transaction_info")).items()},
-        "order_lines": [lines[k] for k in sorted(lines, key=_index) if isinstance(lines[k], dict)],
+        "order_lines": order_lines,
+        "basket": _basket(order_lines, _cents(amount)),
         "cookie": str(params.get("cookie", "")),
         "transactions": [],
+    }
+
+
+GOODS_TYPES = (
+    "shipment",
+    "handling",
+    "item",
+    "digital",
+    "discount",
+    "gift_card",
+    "physical",
+    "sales_tax",
+    "subscription_model",
+)
+DECIMAL = re.compile(r"^-?\d{1,12}(\.\d{1,6})?$")
+
+
+def _basket(order_lines: list[dict], amount_cents: int) -> list[dict] | None:
+    """``orderLines`` read into lines with their amount in cents, refused (ApiError) unless they
+    add up to the amount.
+
+    A line comes to ``quantity × unitPrice`` (the price without tax, §3.2; less ``discount``
+    percent) plus ``taxAmount`` (the line's tax), or plus ``taxPercent`` of it when no
+    ``taxAmount`` is sent, rounded half up to the cent. That the lines add up to the amount is
+    this sandbox's check: a shop that sends a basket should send the one it charges for.
+    """
+    if not order_lines:
+        return None
+    lines = [_basket_line(line, number) for number, line in enumerate(order_lines, start=1)]
+    added = sum(line["amount_cents"] for line in lines)
+    if added != amount_cents:
+        raise ApiError(
+            f"orderLines add up to {_money(added)}, not to the amount {_money(amount_cents)}"
+        )
+    return lines
+
+
+def _basket_line(line: dict, number: int) -> dict:
+    where = f"orderLines[{number - 1}]"
+    description = str(line.get("description", "")).strip()
+    goods_type = str(line.get("goodsType") or "item")
+    if not description or not str(line.get("itemId", "")).strip():
+        raise ApiError(f"{where}: description and itemId are required")
+    if goods_type not in GOODS_TYPES:
+        raise ApiError(f"{where}: unknown goodsType {goods_type}")
+    numbers = {}
+    for name in ("quantity", "unitPrice", "taxAmount", "taxPercent", "discount"):
+        text = str(line.get(name, "")).strip()
+        if name in ("quantity", "unitPrice") and not text:
+            raise ApiError(f"{where}: {name} is required")
+        if text and not DECIMAL.match(text):
+            raise ApiError(f"{where}: {name} must be a decimal number")
+        numbers[name] = Decimal(text) if text else None
+    quantity, unit_price = numbers["quantity"], numbers["unitPrice"]
+    assert quantity is not None and unit_price is not None  # required above
+    if quantity <= 0:
+        raise ApiError(f"{where}: quantity must be above 0")
+    net = quantity * unit_price * (1 - (numbers["discount"] or Decimal(0)) / 100)
+    tax = numbers["taxAmount"]
+    if tax is None:
+        tax = net * (numbers["taxPercent"] or Decimal(0)) / 100
+    cents = ((net + tax) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return {
+        "description": description,
+        "itemId": str(line["itemId"]),
+        "quantity": str(quantity),
+        "unitPrice": str(unit_price),
+        "taxAmount": None if numbers["taxAmount"] is None else str(numbers["taxAmount"]),
+        "taxPercent": None if numbers["taxPercent"] is None else str(numbers["taxPercent"]),
+        "goodsType": goods_type,
+        "amount_cents": int(cents),
+        "amount": _money(int(cents)),
     }
 
 

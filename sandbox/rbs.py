@@ -7,6 +7,11 @@
 ``/rbs/__control/callback``                send a callback for an order on demand (replays;
                                            control token required, see ``sandbox.control``)
 
+A registration's ``orderBundle`` is kept as sent and, read, as the order's ``basket`` (one
+entry per item: name, quantity, measure, itemPrice, itemAmount, itemCode, taxType, taxSum); a
+basket whose items do not add up to the amount is refused (errorCode 5), and the hosted page
+lists the items.
+
 Orders are ``rbs_order`` documents keyed by orderId; ``rbs_number`` documents keyed by
 ``<merchant>:<orderNumber>`` make order numbers unique per merchant. Every change of an order is
 one ``store.update`` (atomic), and a callback is sent only by the call whose update made the
@@ -43,6 +48,7 @@ import time
 import uuid
 from calendar import timegm
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import cast
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -263,6 +269,12 @@ def _new_order(order_id, merchant, pre_auth, now, expires_at, fields) -> dict:
 
 def _registration(values: Mapping) -> dict:
     """register's parameters, validated in the order a client is most likely to get wrong."""
+    fields = _fields(values)
+    fields["basket"] = _basket(fields["orderBundle"], fields["amount"])
+    return fields
+
+
+def _fields(values: Mapping) -> dict:
     return {
         "orderNumber": _order_number(values.get("orderNumber")),
         "amount": _amount(values.get("amount")),
@@ -347,6 +359,90 @@ def _json_object(value: str | None, name: str) -> dict | None:
     if not isinstance(parsed, dict):
         raise Refusal(5, f"{name} is not a valid JSON object")
     return parsed
+
+
+def _basket(bundle: Mapping | None, amount: int) -> list[dict] | None:
+    """``orderBundle.cartItems.items`` read into lines (name, quantity, price, amount, tax),
+    refused (errorCode 5, a wrong parameter value) unless they add up to ``amount``.
+
+    The protocol's rules: ``positionId`` unique, ``name`` and ``quantity`` {value, measure}
+    mandatory, ``itemAmount`` = ``itemPrice`` × quantity where both are sent (§2.2, BPC's
+    register parameters). That the lines add up to the amount is this sandbox's check: a shop
+    that sends a basket should send the one it charges for.
+    """
+    if bundle is None:
+        return None
+    cart = bundle.get("cartItems")
+    items = cart.get("items") if isinstance(cart, Mapping) else None
+    if not isinstance(items, list):
+        raise Refusal(5, "orderBundle: cartItems.items must be a list of items")
+    lines, positions = [], set()
+    for number, item in enumerate(items, start=1):
+        line = _basket_line(item, number)
+        if line["positionId"] in positions:
+            raise Refusal(5, f"orderBundle: positionId {line['positionId']} is not unique")
+        positions.add(line["positionId"])
+        lines.append(line)
+    added = sum(line["itemAmount"] for line in lines)
+    if added != amount:
+        raise Refusal(5, f"orderBundle: the items add up to {added}, not to the amount {amount}")
+    return lines
+
+
+def _basket_line(item, number: int) -> dict:
+    where = f"orderBundle: item {number}"
+    if not isinstance(item, Mapping):
+        raise Refusal(5, f"{where} is not an object")
+    position = item.get("positionId")
+    name = item.get("name")
+    quantity = item.get("quantity")
+    if not _whole(position) or not isinstance(name, str) or not name.strip():
+        raise Refusal(5, f"{where}: positionId and name are mandatory")
+    if not isinstance(quantity, Mapping) or not str(quantity.get("measure") or "").strip():
+        raise Refusal(5, f"{where}: quantity {{value, measure}} is mandatory")
+    try:
+        count = Decimal(str(quantity.get("value")))
+    except ArithmeticError:
+        count = Decimal(-1)
+    if not count.is_finite() or count <= 0 or count != round(count, 3):
+        raise Refusal(5, f"{where}: quantity.value must be a number above 0, 3 decimals at most")
+    price, line_amount = item.get("itemPrice"), item.get("itemAmount")
+    if price is None and line_amount is None:
+        raise Refusal(5, f"{where}: itemAmount or itemPrice is mandatory")
+    if any(v is not None and not _whole(v) for v in (price, line_amount)):
+        raise Refusal(5, f"{where}: itemPrice and itemAmount are whole minor units")
+    if line_amount is None:
+        exact = count * int(str(price))
+        if exact != exact.to_integral_value():
+            raise Refusal(5, f"{where}: itemPrice × quantity is not a whole minor unit")
+        line_amount = int(exact)
+    elif price is not None and count * int(price) != int(line_amount):
+        raise Refusal(5, f"{where}: itemAmount is not itemPrice × quantity.value")
+    tax = item.get("tax")
+    if tax is not None and (
+        not isinstance(tax, Mapping)
+        or ("taxType" in tax and not _whole(tax["taxType"]))
+        or ("taxSum" in tax and not _whole(tax["taxSum"]))
+    ):
+        raise Refusal(5, f"{where}: tax must be {{taxType, taxSum}} in whole numbers")
+    return {
+        "positionId": int(str(position)),
+        "name": name,
+        "quantity": float(count) if count != count.to_integral_value() else int(count),
+        "measure": str(quantity["measure"]),
+        "itemPrice": None if price is None else int(price),
+        "itemAmount": int(line_amount),
+        "itemCode": str(item.get("itemCode") or ""),
+        "taxType": None if tax is None or "taxType" not in tax else int(tax["taxType"]),
+        "taxSum": None if tax is None or "taxSum" not in tax else int(tax["taxSum"]),
+    }
+
+
+def _whole(value) -> bool:
+    """A JSON whole number of zero or more (numbers may come as strings, §2.1)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int | str) and re.fullmatch(r"[0-9]{1,18}", str(value)) is not None
 
 
 def _session_timeout(value: str | None) -> int:
@@ -795,6 +891,10 @@ def _render_form(order: Mapping, error: str | None = None, values: Mapping | Non
         amount=_major(order["amount"], order["currency"]),
         action=_page_url(order),
         cards=[(pan, text) for pan, (_, text) in TEST_CARDS.items()],
+        basket=[
+            (line["name"], line["quantity"], _major(line["itemAmount"], order["currency"]))
+            for line in order.get("basket") or []
+        ],
         error=error,
         values=values or {},
     )

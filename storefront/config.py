@@ -94,6 +94,22 @@ def rates(value: Any) -> dict[str, int]:
     return result
 
 
+def codes(value: Any) -> dict[int, int]:
+    """A gateway's code per VAT rate, ``rate:code`` comma separated, the rate in hundredths of
+    a percent: ``0:1,1000:2,2000:6``."""
+    pairs: list[tuple[Any, ...]]
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        pairs = [tuple(item.split(":", 1)) for item in str(value).split(",") if item.strip()]
+    result = {}
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError(f"{value!r} is not a list of rate:code pairs")
+        result[whole(pair[0])] = whole(pair[1])
+    return result
+
+
 def choice(*allowed: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         word = str(value).strip().lower()
@@ -138,6 +154,12 @@ SETTINGS: dict[str, Setting] = {
     "RBS_CALLBACK_KEY": Setting(text, "sandbox-callback-key"),
     "RBS_TWO_PHASE": Setting(boolean, False),
     "RBS_METHOD_NAME": Setting(text, "Card"),
+    # Send the basket (orderBundle) with register.do; off for acquirers that refuse it.
+    "RBS_BASKET": Setting(boolean, True),
+    # The protocol's taxType per VAT rate (hundredths of a percent): the fiscal codes of the
+    # Russian deployments (0 % → 1, 10 % → 2, 18 % → 3, 20 % → 6). A rate without a code is sent
+    # with its VAT (taxSum) and no taxType; an acquirer with codes of its own lists them here.
+    "RBS_TAX_TYPES": Setting(codes, "0:1,1000:2,1800:3,2000:6"),
     # AltaPay
     "ALTAPAY_URL": Setting(text, "", sandbox_path="/altapay/merchant/API/"),
     "ALTAPAY_USERNAME": Setting(text, "sandbox-api"),
@@ -146,6 +168,8 @@ SETTINGS: dict[str, Setting] = {
     "ALTAPAY_SECRET": Setting(text, "sandbox-shared-secret"),
     "ALTAPAY_CAPTURE": Setting(boolean, False),
     "ALTAPAY_METHOD_NAME": Setting(text, "Card"),
+    # Send the basket (orderLines) with createPaymentRequest.
+    "ALTAPAY_BASKET": Setting(boolean, True),
     # Capture a held payment when the order is marked dispatched in the admin.
     "CAPTURE_ON_DISPATCH": Setting(boolean, False),
     # Send config[callback_form]: AltaPay shows its card fields inside our own page.

@@ -31,10 +31,21 @@ def product(shop, **values):
 
 def to_gateway(shop, browser: Browser, slug: str, quantity: int = 1, gateway: str = "rbs") -> Page:
     """Product page → cart → details → review → "Continue to secure payment": the gateway's page."""
+    add_to_cart(shop, browser, slug, quantity)
+    return checkout(shop, browser, gateway)
+
+
+def add_to_cart(shop, browser: Browser, slug: str, quantity: int = 1) -> Page:
+    """Product page → "Add to cart" with ``quantity``."""
     page = browser.get(f"{shop.url}/p/{slug}")
     assert page.status == 200, page.text
     page = browser.submit(page.form("/cart/add"), quantity=quantity)
     assert page.status == 200, page.text
+    return page
+
+
+def checkout(shop, browser: Browser, gateway: str = "rbs") -> Page:
+    """The cart as it is → details → review → "Continue to secure payment": the gateway's page."""
     page = browser.get(f"{shop.url}/checkout/")
     page = browser.submit(page.form("/checkout/"), gateway=gateway, **CUSTOMER)
     assert "Review your order" in page, page.text

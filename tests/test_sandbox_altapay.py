@@ -86,6 +86,8 @@ def text(root, path: str) -> str:
 
 
 def create(sandbox, merchant=None, pages=("ok", "fail", "open", "notification"), **fields):
+    # One order line, priced at the amount asked for: a basket must add up to the amount.
+    line_price = fields.get("amount", "20.00")
     values = {
         "terminal": TERMINAL,
         "shop_orderid": "1001-1",
@@ -96,8 +98,9 @@ def create(sandbox, merchant=None, pages=("ok", "fail", "open", "notification"),
         "customer_info[email]": "ann@example.com",
         "customer_info[billing_firstname]": "Ann",
         "orderLines[0][description]": "Tea",
-        "orderLines[0][quantity]": "2",
-        "orderLines[0][unitPrice]": "10.00",
+        "orderLines[0][itemId]": "tea",
+        "orderLines[0][quantity]": "1",
+        "orderLines[0][unitPrice]": line_price,
         **(merchant.config(*pages) if merchant else {}),
         **fields,
     }

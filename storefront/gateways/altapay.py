@@ -12,7 +12,15 @@ Protocol rules this adapter follows (gateways.md §3):
   plus the shared secret; the ``xml`` it carries is bound to the checksum only through those
   three fields, so they must agree with the xml's transaction;
 - a transaction's state is read from its amounts as much as from its status: a "failed" or
-  "error" callback can describe money that is reserved (§3.8).
+  "error" callback can describe money that is reserved (§3.8);
+- the basket is ``orderLines[i][…]`` (§3.2): ``unitPrice`` is the price of one unit *excluding*
+  tax and ``taxAmount`` the tax of the whole line (AltaPay's API client documents both so), so a
+  line comes to ``quantity × unitPrice + taxAmount``; ``goodsType`` is ``item`` or ``shipment``.
+
+Our prices include VAT, and a line's price without VAT need not share out over its units in
+whole cents (3 × 0.99 at 23 % is 2.41 net: 0.8033… a unit). Such a line is sent as two lines of
+the same item, one at the lower cent and one at the higher (2 × 0.80 and 1 × 0.81), with the
+line's VAT split between them, so that every line and the whole basket still add up to the cent.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from storefront.gateways import altapay_xml
@@ -30,6 +39,7 @@ from storefront.gateways.base import (
     GatewayError,
     GatewayRefused,
     Journal,
+    Line,
     Notice,
     Outcome,
     PaymentRequest,
@@ -74,7 +84,17 @@ class AltaPayGateway(HttpGateway):
     has_browser_return = False
 
     def __init__(
-        self, *, url, username, password, terminal, secret, capture, payment_page=False, **timeouts
+        self,
+        *,
+        url,
+        username,
+        password,
+        terminal,
+        secret,
+        capture,
+        payment_page=False,
+        basket=True,
+        **timeouts,
     ):
         super().__init__(**timeouts)
         self.base = url if url.endswith("/") else url + "/"
@@ -85,6 +105,7 @@ class AltaPayGateway(HttpGateway):
         self.capture_at_once = capture
         # Send config[callback_form]: the gateway shows its card fields inside our own page.
         self.payment_page = payment_page
+        self.send_basket = basket
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> AltaPayGateway:
@@ -96,6 +117,7 @@ class AltaPayGateway(HttpGateway):
             secret=config["ALTAPAY_SECRET"],
             capture=config["ALTAPAY_CAPTURE"],
             payment_page=config["ALTAPAY_PAYMENT_PAGE"],
+            basket=config["ALTAPAY_BASKET"],
             connect_timeout=config["GATEWAY_CONNECT_TIMEOUT"],
             read_timeout=config["GATEWAY_READ_TIMEOUT"],
         )
@@ -141,13 +163,9 @@ class AltaPayGateway(HttpGateway):
                 continue
             if request.callback_urls.get(kind):
                 fields[f"config[{parameter}]"] = request.callback_urls[kind]
-        for i, line in enumerate(request.lines):
-            fields[f"orderLines[{i}][description]"] = line.name
-            fields[f"orderLines[{i}][itemId]"] = str(i + 1)
-            fields[f"orderLines[{i}][quantity]"] = str(line.quantity)
-            fields[f"orderLines[{i}][unitPrice]"] = to_two_decimals(
-                line.unit_amount, request.currency
-            )
+        if self.send_basket and sum(line.amount for line in request.lines) == request.amount:
+            for i, values in enumerate(_order_lines(request.lines, request.currency)):
+                fields.update({f"orderLines[{i}][{name}]": v for name, v in values.items()})
         return fields
 
     # What came back -----------------------------------------------------------------------
@@ -293,6 +311,52 @@ class AltaPayGateway(HttpGateway):
             return altapay_xml.envelope(response.content)
         except altapay_xml.Unreadable as exc:
             raise GatewayError(f"altapay: {method} answered something unusable: {exc}") from exc
+
+
+def _order_lines(lines: tuple[Line, ...], currency: str) -> list[dict[str, str]]:
+    """The basket as ``orderLines`` rows: unit prices without VAT, each line's VAT beside it."""
+    rows = []
+    for position, line in enumerate(lines, start=1):
+        common = {
+            "description": line.name,
+            "itemId": line.code or str(position),
+            "goodsType": "shipment" if line.shipping else "item",
+        }
+        parts: list[tuple[int, int, int | None]]
+        if line.vat_rate is None:  # VAT not known: the price as it is, no tax fields
+            parts = [(line.quantity, line.unit_amount, None)]
+        else:
+            parts = _net_parts(line)
+        for quantity, unit_price, tax in parts:
+            row = {
+                **common,
+                "quantity": str(quantity),
+                "unitPrice": to_two_decimals(unit_price, currency),
+            }
+            if tax is not None and line.vat_rate is not None:
+                row["taxAmount"] = to_two_decimals(tax, currency)
+                row["taxPercent"] = _percent(line.vat_rate)
+            rows.append(row)
+    return rows
+
+
+def _net_parts(line: Line) -> list[tuple[int, int, int | None]]:
+    """(quantity, unit price without VAT, VAT) for one line: one part where the net amount
+    shares out over the units in whole minor units, else the units at the lower price and the
+    units at one minor unit more, the line's VAT split between them by quantity."""
+    net_unit, over = divmod(line.amount - line.vat, line.quantity)
+    if over == 0:
+        return [(line.quantity, net_unit, line.vat)]
+    upper_vat = line.vat * over // line.quantity
+    return [
+        (line.quantity - over, net_unit, line.vat - upper_vat),
+        (over, net_unit + 1, upper_vat),
+    ]
+
+
+def _percent(rate: int) -> str:
+    """Hundredths of a percent as AltaPay's taxPercent: 2300 → "23", 1350 → "13.5"."""
+    return format(Decimal(rate).scaleb(-2).normalize(), "f")
 
 
 def _split_name(name: str) -> tuple[str, str]:

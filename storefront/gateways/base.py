@@ -32,9 +32,23 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Line:
+    """One line of the basket, as ``orders.basket`` builds it from the frozen order.
+
+    The lines of a request add up to its amount; where the VAT is known, ``vat`` is the line's
+    share of its rate's VAT and the shares add up to the order's VAT per rate.
+    """
+
     name: str
     quantity: int
-    unit_amount: int  # minor units
+    unit_amount: int  # minor units, VAT included
+    vat_rate: int | None = None  # hundredths of a percent; None: not known, not sent
+    vat: int = 0  # minor units, of the whole line
+    code: str = ""  # the shop's id of what is sold (a product id, "delivery")
+    shipping: bool = False  # the delivery, not goods
+
+    @property
+    def amount(self) -> int:
+        return self.unit_amount * self.quantity
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,10 @@ Protocol rules this adapter follows (gateways.md §1):
 - ``REQUESTID`` (5–20 digits) is unique per terminal, so a repeated StartSession meets
   ``9012 DUPLICATE REQUESTID`` instead of opening a second session;
 - the browser return (``SecureID``, ``Status``) is unsigned: a trigger, never evidence;
-- an approval not acknowledged within 3 minutes of the return is reversed (``9008``).
+- an approval not acknowledged within 3 minutes of the return is reversed (``9008``);
+- StartSession has no field for order lines or VAT (§1.3: ``DESC`` is one free text of at most
+  60 characters), so the basket (``PaymentRequest.lines``) is not sent: only the total, whose
+  lines and delivery the shop's receipt shows.
 """
 
 from __future__ import annotations

@@ -126,6 +126,11 @@ class OrderLine(Model):
     name: Mapped[str] = mapped_column(String(200))
     unit_price: Mapped[int]
     quantity: Mapped[int]
+    # The product's tax class when the order was placed: the line's VAT rate is the order's
+    # ``OrderTax`` row of that class, whatever the product says later.
+    tax_class: Mapped[str] = mapped_column(
+        String(20), default="standard", server_default="standard"
+    )
 
     order: Mapped[Order] = relationship(back_populates="lines")
 

@@ -120,7 +120,13 @@ def place_order(
             delivery_price=delivery[1],
             payment_due_by=now_utc() + window,
             lines=[
-                OrderLine(product_id=p.id, name=p.name, unit_price=p.price, quantity=q)
+                OrderLine(
+                    product_id=p.id,
+                    name=p.name,
+                    unit_price=p.price,
+                    quantity=q,
+                    tax_class=p.tax_class,
+                )
                 for p, q in lines
             ],
             events=[OrderEvent(to_state=OrderState.PENDING_PAYMENT, note="order placed")],

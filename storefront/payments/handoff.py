@@ -27,7 +27,9 @@ from storefront.gateways.base import (
     PaymentRequest,
 )
 from storefront.ops import observe
+from storefront.orders import basket
 from storefront.orders import service as orders
+from storefront.orders.basket import LineKind
 from storefront.orders.models import Order, OrderState
 from storefront.payments import evidence
 from storefront.payments.models import (
@@ -145,10 +147,26 @@ def _payment_request(order: Order, attempt: PaymentAttempt, gateway: Gateway) ->
         customer_name=order.name,
         country=order.country,
         language="en",
-        lines=tuple(Line(line.name, line.quantity, line.unit_price) for line in order.lines),
+        lines=_lines(order),
         return_url=return_url,
         fail_url=return_url,
         callback_urls=callbacks,
+    )
+
+
+def _lines(order: Order) -> tuple[Line, ...]:
+    """The frozen order's basket, delivery included, as the adapters take it."""
+    return tuple(
+        Line(
+            line.name,
+            line.quantity,
+            line.unit_price,
+            vat_rate=line.rate,
+            vat=line.vat,
+            code=line.code,
+            shipping=line.kind is LineKind.DELIVERY,
+        )
+        for line in basket.of(order, current_app.config["VAT_RATES"]).lines
     )
 
 
