@@ -1,7 +1,7 @@
 """The tax class frozen on each order line: order_line.tax_class
 
 Revision ID: f1b3d5a7c9e2
-Revises: a6c8e0b2d4f7
+Revises: f5b7d9e1a3c6
 Create Date: 2026-12-02 14:15:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'f1b3d5a7c9e2'
-down_revision = 'a6c8e0b2d4f7'
+down_revision = 'f5b7d9e1a3c6'
 branch_labels = None
 depends_on = None
 
