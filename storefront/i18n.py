@@ -5,9 +5,11 @@ work without JavaScript), else the best match of the browser's ``Accept-Language
 ``STOREFRONT_LOCALES``, else ``STOREFRONT_DEFAULT_LOCALE``. The back office stays in English.
 
 Texts are translated with Flask-Babel from ``storefront/translations/<lang>/LC_MESSAGES``. The
-compiled catalogues (``.mo``) are built from the ``.po`` files by ``make i18n-compile`` (which
-``make run`` and ``make test`` do first) and are not committed; without them the shop speaks
-English, and says so in its log at start.
+compiled catalogues (``.mo``) are built from the ``.po`` files and never committed: by ``make
+i18n-compile`` (which ``make run`` and ``make test`` do first), and at start by the shop itself
+for any that is missing or older than its ``.po``, so a deployment that only installs the
+requirements and starts gunicorn speaks every language too. Where none can be written the shop
+speaks English, and says so in its log.
 
 Prices, dates and country names follow the language too (:func:`formatting_locale`), always in
 the shop's one currency.
@@ -16,10 +18,13 @@ the shop's one currency.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from babel import Locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from flask import (
     Blueprint,
     Flask,
@@ -53,7 +58,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.context_processor(_globals)
     app.after_request(_vary)
-    _warn_if_not_compiled(app)
+    _compile_if_stale(app)
 
 
 def N_(text: str) -> str:  # noqa: N802 - the name pybabel looks for
@@ -181,18 +186,32 @@ def _vary(response: Response) -> Response:
     return response
 
 
-def _warn_if_not_compiled(app: Flask) -> None:
+def _compile_if_stale(app: Flask) -> None:
     directory = Path(app.config.get("BABEL_TRANSLATION_DIRECTORIES") or TRANSLATIONS)
     for code in app.config["LOCALES"]:
         source = directory / code / "LC_MESSAGES" / "messages.po"
         compiled = source.with_suffix(".mo")
         if not source.exists():
             continue
-        if not compiled.exists():
+        if compiled.exists() and compiled.stat().st_mtime >= source.stat().st_mtime:
+            continue
+        try:
+            compile_catalogue(source, compiled)
+        except OSError as exc:
             app.logger.warning(
-                "no compiled catalogue for %s: pages are in English (run make i18n-compile)", code
+                "could not compile the %s catalogue (%s): pages are in English until "
+                "make i18n-compile has run",
+                code,
+                exc,
             )
-        elif compiled.stat().st_mtime < source.stat().st_mtime:
-            app.logger.warning(
-                "the compiled catalogue for %s is older than its .po (run make i18n-compile)", code
-            )
+
+
+def compile_catalogue(source: Path, target: Path) -> None:
+    """``.po`` to ``.mo``, as ``pybabel compile`` does. Written aside and renamed into place:
+    several server processes starting at once each see a whole file or none."""
+    with source.open("rb") as po:
+        catalog = read_po(po, locale=source.parent.parent.name)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    with partial.open("wb") as mo:
+        write_mo(mo, catalog)
+    os.replace(partial, target)
