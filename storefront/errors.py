@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, SecurityError
@@ -40,7 +40,12 @@ def render_error(code: int, detail: str | None = None):
     if _wants_text():
         return f"{code} {title}: {detail or message}\n", code, {"Content-Type": "text/plain"}
     return render_template(
-        "errors/error.html", code=code, title=title, message=detail or message
+        "errors/error.html",
+        code=code,
+        title=title,
+        message=detail or message,
+        # The language links lead home: the page is the same whatever address failed.
+        language_next=url_for("catalogue.home"),
     ), code
 
 

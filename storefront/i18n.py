@@ -36,13 +36,14 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import Babel, get_locale, gettext
+from flask_babel import get_locale, gettext
 from werkzeug.wrappers import Response
+
+from storefront.extensions import babel
 
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 SESSION_KEY = "language"
 
-babel = Babel()
 bp = Blueprint("language", __name__)
 
 
@@ -161,21 +162,19 @@ def _here() -> str:
 
 
 def _globals() -> dict:
+    """``locale`` for ``<html lang>``; ``languages`` for the switcher, whose links come back to
+    ``language_next``: this page, unless the view passes another (an error page passes the
+    front page, so that its body does not depend on which wrong address was asked for)."""
     if not has_request_context():
-        return {"locale": default_locale(), "languages": []}
+        return {"locale": default_locale(), "languages": [], "language_next": "/"}
     locale = current_locale()
-    here = _here()
     return {
         "locale": locale,
         "languages": [
-            {
-                "code": code,
-                "name": language_name(code),
-                "current": code == locale,
-                "url": url_for("language.choose", code=code, next=here),
-            }
+            {"code": code, "name": language_name(code), "current": code == locale}
             for code in supported_locales()
         ],
+        "language_next": _here(),
     }
 
 
