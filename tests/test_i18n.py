@@ -14,6 +14,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 from storefront.catalogue.seed import seed_demo_catalogue
+from storefront.i18n import current_locale
 from tests.browser import Page
 from tests.factories import make_app
 
@@ -206,3 +207,10 @@ def test_every_marked_text_is_translated_in_every_shipped_language(tmp_path):
         for message, errors in catalog.check():
             problems.extend(f"{code}: {message.id!r}: {error}" for error in errors)
     assert not problems, "\n".join(problems)
+
+
+def test_current_locale_is_the_requests_language_and_the_default_outside_one(app):
+    with app.test_request_context("/", headers={"Accept-Language": "ru;q=0.8, de"}):
+        assert current_locale() == "de"
+    with app.app_context():
+        assert current_locale() == "en"
