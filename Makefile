@@ -53,7 +53,7 @@ i18n-update: i18n-extract
 
 i18n-compile: $(COMPILED)
 
-$(TRANSLATIONS)/%/LC_MESSAGES/messages.mo: $(TRANSLATIONS)/%/LC_MESSAGES/messages.po $(BIN)/.installed
+$(TRANSLATIONS)/%/LC_MESSAGES/messages.mo: $(TRANSLATIONS)/%/LC_MESSAGES/messages.po | $(BIN)/.installed
 	$(PYBABEL) --quiet compile -l $* -i $< -o $@
 
 # Every return and callback URL the gateways get is built from STOREFRONT_PUBLIC_URL: it must
