@@ -4,6 +4,7 @@
 # make lint  — ruff and mypy
 # make lock  — regenerate requirements.txt and requirements-dev.txt from the .in files
 # make bench — the benchmarks (prints figures; asserts nothing)
+# make i18n-extract, i18n-update, i18n-compile — the translation catalogues (see README)
 
 PYTHON ?= python3
 PORT ?= 5000
@@ -12,7 +13,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run test lint format bench browser lock clean
+.PHONY: run test lint format bench browser lock clean i18n-extract i18n-update i18n-compile
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -33,17 +34,39 @@ lock: $(BIN)/.installed
 	$(PIP_COMPILE) --output-file requirements.txt requirements.in
 	$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in
 
+# The translations: storefront/translations/<lang>/LC_MESSAGES/messages.po, edited by hand
+# (English is the source and has none). i18n-extract collects the texts marked in the code and
+# templates into messages.pot; i18n-update merges it into each .po; the compiled .mo files are
+# built from the .po files, by make run and make test too, and never committed.
+TRANSLATIONS := storefront/translations
+PYBABEL := $(BIN)/pybabel
+CATALOGUES := $(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po)
+COMPILED := $(CATALOGUES:.po=.mo)
+
+i18n-extract: $(BIN)/.installed
+	$(PYBABEL) --quiet extract -F babel.cfg -k _l -k lazy_gettext --add-location=file \
+	  --sort-by-file --project=Storefront -o $(TRANSLATIONS)/messages.pot .
+
+i18n-update: i18n-extract
+	$(PYBABEL) --quiet update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) \
+	  --no-fuzzy-matching --ignore-obsolete
+
+i18n-compile: $(COMPILED)
+
+$(TRANSLATIONS)/%/LC_MESSAGES/messages.mo: $(TRANSLATIONS)/%/LC_MESSAGES/messages.po | $(BIN)/.installed
+	$(PYBABEL) --quiet compile -l $* -i $< -o $@
+
 # Every return and callback URL the gateways get is built from STOREFRONT_PUBLIC_URL: it must
 # name this shop's port, or a second shop sends its gateways to whatever runs on :5000.
 run: export STOREFRONT_PUBLIC_URL ?= http://127.0.0.1:$(PORT)
-run: $(BIN)/.installed
+run: $(BIN)/.installed i18n-compile
 	$(FLASK) db upgrade
 	$(FLASK) seed
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 # The exactly-once tests run two server processes against PostgreSQL; the script installs and
 # starts it when none answers (as root), and prints the URL the tests create databases from.
-test: $(BIN)/.installed browser
+test: $(BIN)/.installed browser i18n-compile
 	STOREFRONT_TEST_POSTGRES_URL="$$(tests/services/ensure-postgres.sh)" \
 	  $(BIN)/pytest --scenarios-report=docs/SCENARIOS.md
 
@@ -69,4 +92,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache test-artifacts
+	rm -rf $(VENV) instance .pytest_cache test-artifacts $(COMPILED) $(TRANSLATIONS)/messages.pot

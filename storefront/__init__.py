@@ -15,7 +15,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from storefront import config as configuration
-from storefront import database
+from storefront import database, i18n
 from storefront.extensions import csrf, db, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +57,7 @@ def register_extensions(app: Flask) -> None:
     # Batch mode: SQLite can only alter a table by rebuilding it, which Alembic then does.
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
+    i18n.init_app(app)
     # Import the models so that metadata knows every table (migrations, create_all).
     from storefront import ratelimit as _ratelimit  # noqa: F401
     from storefront.admin import models as _admin  # noqa: F401

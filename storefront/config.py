@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from babel import Locale, UnknownLocaleError
+
 from storefront.gateways import REGISTRY
 from storefront.money import UnsupportedCurrency, currency_info
 
@@ -110,6 +112,22 @@ def codes(value: Any) -> dict[int, int]:
     return result
 
 
+def locales(value: Any) -> list[str]:
+    """Language codes, comma separated, as Babel writes them: ``en,de,ru`` or ``pt_BR``."""
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    try:
+        result = [
+            str(Locale.parse(str(item).strip().replace("-", "_")))
+            for item in items
+            if str(item).strip()
+        ]
+    except UnknownLocaleError as exc:
+        raise ValueError(f"{value!r}: {exc}") from exc
+    if not result:
+        raise ValueError(f"{value!r} names no language")
+    return result
+
+
 def choice(*allowed: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         word = str(value).strip().lower()
@@ -137,6 +155,10 @@ SETTINGS: dict[str, Setting] = {
     "SHOP_NAME": Setting(text, "Storefront"),
     "CURRENCY": Setting(lambda v: text(v).upper(), "EUR"),
     "LOCALE": Setting(text, "en_IE"),
+    # The languages the shop speaks (each with a catalogue in storefront/translations/, English
+    # being the source), and the one for a browser that asks for none of them.
+    "LOCALES": Setting(locales, "en,de,ru"),
+    "DEFAULT_LOCALE": Setting(text, "en"),
     "SHOP_COUNTRY": Setting(lambda v: text(v).upper(), "IE"),
     # Hundredths of a percent per tax class, for the shop's country (Ireland's by default).
     "VAT_RATES": Setting(rates, "standard:2300,reduced:1350,zero:0"),
@@ -335,6 +357,11 @@ def check(config: Mapping) -> None:
         currency_info(config["CURRENCY"])
     except UnsupportedCurrency as exc:
         raise ConfigError(f"STOREFRONT_CURRENCY: {exc}") from exc
+    if config["DEFAULT_LOCALE"] not in config["LOCALES"]:
+        raise ConfigError(
+            f"STOREFRONT_DEFAULT_LOCALE {config['DEFAULT_LOCALE']!r} is not one of "
+            f"STOREFRONT_LOCALES ({', '.join(config['LOCALES'])})"
+        )
     if not urlsplit(config["PUBLIC_URL"]).netloc:
         raise ConfigError(
             "STOREFRONT_PUBLIC_URL must be an absolute URL such as https://shop.example"

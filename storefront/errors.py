@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from storefront.extensions import db
 from storefront.gateways import REGISTRY
 
+# Lazy: read in the language of the request that fails.
 MESSAGES = {
-    400: ("Bad request", "The request could not be understood. Nothing was changed."),
-    403: ("Not allowed", "This action is not allowed."),
-    404: ("Not found", "There is nothing here. The link may be mistyped or out of date."),
-    405: ("Method not allowed", "This page cannot be used that way."),
-    409: ("Conflict", "This changed in the meantime. Please reload and try again."),
-    413: ("Too large", "The request was too large."),
-    429: ("Too many requests", "Please wait a moment before trying again."),
-    500: ("Something went wrong", "An error occurred on our side. Nothing was charged twice."),
-    502: ("Payment service unavailable", "We could not reach the payment service."),
-    503: ("Temporarily unavailable", "Please try again in a minute."),
+    400: (_l("Bad request"), _l("The request could not be understood. Nothing was changed.")),
+    403: (_l("Not allowed"), _l("This action is not allowed.")),
+    404: (_l("Not found"), _l("There is nothing here. The link may be mistyped or out of date.")),
+    405: (_l("Method not allowed"), _l("This page cannot be used that way.")),
+    409: (_l("Conflict"), _l("This changed in the meantime. Please reload and try again.")),
+    413: (_l("Too large"), _l("The request was too large.")),
+    429: (_l("Too many requests"), _l("Please wait a moment before trying again.")),
+    500: (
+        _l("Something went wrong"),
+        _l("An error occurred on our side. Nothing was charged twice."),
+    ),
+    502: (_l("Payment service unavailable"), _l("We could not reach the payment service.")),
+    503: (_l("Temporarily unavailable"), _l("Please try again in a minute.")),
 }
 
 
@@ -31,11 +36,16 @@ def init_app(app: Flask) -> None:
 
 
 def render_error(code: int, detail: str | None = None):
-    title, message = MESSAGES.get(code, ("Error", "The request could not be completed."))
+    title, message = MESSAGES.get(code, (_l("Error"), _l("The request could not be completed.")))
     if _wants_text():
         return f"{code} {title}: {detail or message}\n", code, {"Content-Type": "text/plain"}
     return render_template(
-        "errors/error.html", code=code, title=title, message=detail or message
+        "errors/error.html",
+        code=code,
+        title=title,
+        message=detail or message,
+        # The language links lead home: the page is the same whatever address failed.
+        language_next=url_for("catalogue.home"),
     ), code
 
 
@@ -51,7 +61,8 @@ def _wants_text() -> bool:
 
 def _csrf_error(error: CSRFError):
     return render_error(
-        400, "This form has expired or was sent from elsewhere. Please go back, reload and retry."
+        400,
+        _l("This form has expired or was sent from elsewhere. Please go back, reload and retry."),
     )
 
 
@@ -60,7 +71,7 @@ def _number_out_of_range(error: ArithmeticError):
     # bounded integer): the request is at fault, and nothing was changed by it.
     db.session.rollback()
     current_app.logger.warning("number out of range in %s: %s", request.path, error)
-    return render_error(400, "A number in the request is out of range. Nothing was changed.")
+    return render_error(400, _l("A number in the request is out of range. Nothing was changed."))
 
 
 def _http_error(error: HTTPException):

@@ -2,6 +2,7 @@
 
 from typing import TYPE_CHECKING
 
+from flask_babel import Babel
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -33,3 +34,4 @@ else:
 
 migrate = Migrate()
 csrf = CSRFProtect()
+babel = Babel()  # bound with its locale selector by storefront.i18n

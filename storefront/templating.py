@@ -1,29 +1,51 @@
-"""Jinja filters and globals: the one ``money`` filter, the shop's name, the cart's size."""
+"""Jinja filters and globals: the one ``money`` filter, the shop's name, the cart's size.
+
+Prices, dates and country names are written for the customer's language
+(:func:`storefront.i18n.formatting_locale`), prices always in the shop's one currency.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from babel import Locale
+from babel.dates import format_date, format_time
 from flask import Flask, current_app, session
 
+from storefront.i18n import formatting_locale
 from storefront.money import format_money
 
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["country_name"] = country_name
+    app.jinja_env.filters["datetime_utc"] = datetime_utc
     app.context_processor(_globals)
 
 
 def money(amount: int, currency: str | None = None) -> str:
     """``{{ product.price|money }}`` or ``{{ order.total|money(order.currency) }}``."""
     return format_money(
-        int(amount), currency or current_app.config["CURRENCY"], current_app.config["LOCALE"]
+        int(amount), currency or current_app.config["CURRENCY"], formatting_locale()
     )
 
 
 def country_name(code: str) -> str:
-    """``{{ order.country|country_name }}``: 'IE' -> 'Ireland'."""
-    return Locale.parse(current_app.config["LOCALE"]).territories.get(code, code)
+    """``{{ order.country|country_name }}``: 'IE' -> 'Ireland' (in German, 'Irland')."""
+    return Locale.parse(formatting_locale()).territories.get(code, code)
+
+
+def datetime_utc(moment: datetime) -> str:
+    """``{{ order.created_at|datetime_utc }}``: '2 Dec 2026, 13:45 UTC' in the customer's
+    language. The shop keeps UTC (naive values are UTC) and says so rather than guess a zone."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    locale = Locale.parse(formatting_locale())
+    # The medium date with the short time (no seconds), joined as the language joins them.
+    joined = str(locale.datetime_formats["medium"]).format(
+        format_time(aware, "short", tzinfo=UTC, locale=locale),
+        format_date(aware, "medium", locale=locale),
+    )
+    return joined + " UTC"
 
 
 def cart_count() -> int:

@@ -106,3 +106,31 @@ def test_altapay_relays_the_receipt_to_chromium_as_a_complete_page(page, make_sh
     assert "Thank you, your order is confirmed" in page.content()
     page.get_by_role("link", name="Continue shopping").click()
     assert page.url == f"{shop.url}/"
+
+
+def test_checkout_in_german_then_russian_with_the_header_links_and_javascript_off(page, shop):
+    _, slug = product(shop, name="Ethiopia Yirgacheffe", price=1250, stock=4)
+    page.goto(f"{shop.url}/p/{slug}")
+    page.get_by_role("link", name="Deutsch").click()
+    assert page.locator("html").get_attribute("lang") == "de"
+    price = page.locator(".product-info .price").inner_text()
+    assert price.replace("\N{NO-BREAK SPACE}", " ") == "12,50 €"
+    page.get_by_role("button", name="In den Warenkorb").click()
+    page.get_by_role("link", name="Zur Kasse").click()
+    for field in ("email", "name", "address", "city", "postcode"):
+        page.fill(f"#{field}", CUSTOMER[field])
+    page.select_option("#country", CUSTOMER["country"])
+    page.check("#terms")
+    page.shot("details-de")
+    page.get_by_role("button", name="Bestellung prüfen").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Bestellung prüfen"
+    page.shot("review-de")
+    # The switch on the review page comes back to the review page, now in Russian.
+    page.get_by_role("link", name="Русский").click()
+    assert page.url == f"{shop.url}/checkout/review"
+    assert page.locator("html").get_attribute("lang") == "ru"
+    assert page.get_by_role("heading", level=1).inner_text() == "Проверить заказ"
+    page.shot("review-ru")
+    page.get_by_role("link", name="Изменить данные").click()
+    page.shot("details-ru")
+    assert "Ваши данные" in page.content()

@@ -57,8 +57,10 @@ def test_the_country_list_holds_real_countries_only_with_the_shops_chosen(shoppe
 
 
 def test_the_shops_country_is_chosen_and_named_in_its_language(app, shopper):
+    # A German shop: its country first, and named in the page's language.
     app.config["SHOP_COUNTRY"] = "DE"
     app.config["LOCALE"] = "de_DE"
+    app.config["DEFAULT_LOCALE"] = "de"
     html = details_page(shopper)
     assert re.search(r'<option selected value="DE">Deutschland</option>', html)
 

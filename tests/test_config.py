@@ -39,6 +39,9 @@ def test_every_setting_is_in_the_readme():
         ("RATELIMIT_ENABLED", "perhaps"),
         ("INTERPAY_ENCODING", "xml"),
         ("ENV", "staging"),
+        ("LOCALES", "en,klingon"),
+        ("LOCALES", " , "),
+        ("DEFAULT_LOCALE", "fr"),  # not one of LOCALES
     ],
 )
 def test_a_value_that_does_not_parse_names_its_setting(monkeypatch, name, value):
@@ -55,3 +58,11 @@ def test_environment_values_are_parsed_by_their_type(monkeypatch, tmp_path):
     assert app.config["GATEWAYS"] == ["rbs", "altapay"]
     assert app.config["RATELIMIT_ENABLED"] is False
     assert app.config["GATEWAY_READ_TIMEOUT"] == 7.5
+
+
+def test_languages_are_written_as_babel_writes_them(monkeypatch, tmp_path):
+    monkeypatch.setenv("STOREFRONT_LOCALES", "en, de-DE ,ru")
+    monkeypatch.setenv("STOREFRONT_DEFAULT_LOCALE", "ru")
+    app = create_app({"INSTANCE_PATH": str(tmp_path)})
+    assert app.config["LOCALES"] == ["en", "de_DE", "ru"]
+    assert app.config["DEFAULT_LOCALE"] == "ru"

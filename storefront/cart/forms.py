@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import IntegerField
 from wtforms.validators import InputRequired, NumberRange
@@ -12,19 +13,22 @@ from storefront.cart.service import MAX_PRODUCT_ID, MAX_QUANTITY
 
 def _product_id() -> IntegerField:
     return IntegerField(
-        "Product",
+        _l("Product"),
         widget=HiddenInput(),
         validators=[
-            InputRequired("Choose a product."),
-            NumberRange(1, MAX_PRODUCT_ID, "That product is not in our catalogue."),
+            InputRequired(_l("Choose a product.")),
+            NumberRange(1, MAX_PRODUCT_ID, _l("That product is not in our catalogue.")),
         ],
     )
 
 
 def _quantity(minimum: int) -> IntegerField:
-    message = f"Choose a quantity from {minimum} to {MAX_QUANTITY}."
+    # Lazy: the forms are built once, the message is read in each customer's language.
+    message = _l(
+        "Choose a quantity from %(minimum)d to %(maximum)d.", minimum=minimum, maximum=MAX_QUANTITY
+    )
     return IntegerField(
-        "Quantity",
+        _l("Quantity"),
         widget=NumberInput(min=minimum, max=MAX_QUANTITY, step=1),
         validators=[InputRequired(message), NumberRange(minimum, MAX_QUANTITY, message)],
     )

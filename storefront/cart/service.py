@@ -12,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask import current_app, session
+from flask_babel import gettext as _
 
 from storefront.catalogue.models import Product
 from storefront.extensions import db
+from storefront.i18n import formatting_locale
 from storefront.money import format_money
 
 MAX_QUANTITY = 99
@@ -79,20 +81,32 @@ def read_cart() -> Cart:
     for key, wanted in quantities.items():
         product = products.get(key)
         if product is None or not product.active:
-            name = product.name if product is not None else "An item in your cart"
-            cart.notices.append(f"{name} is no longer available and was removed from your cart.")
+            cart.notices.append(
+                _(
+                    "%(product)s is no longer available and was removed from your cart.",
+                    product=product.name,
+                )
+                if product is not None
+                else _("An item in your cart is no longer available and was removed from it.")
+            )
             continue
         quantity = min(wanted, product.stock, MAX_QUANTITY)
         if quantity < 1:
-            cart.notices.append(f"{product.name} is sold out and was removed from your cart.")
+            cart.notices.append(
+                _("%(product)s is sold out and was removed from your cart.", product=product.name)
+            )
             continue
         if quantity < wanted:
             cart.notices.append(clamped_notice(product, quantity))
         seen = seen_prices.get(key)
         if seen is not None and seen != product.price:
             cart.notices.append(
-                f"The price of {product.name} changed from {_money(seen)} to "
-                f"{_money(product.price)}."
+                _(
+                    "The price of %(product)s changed from %(before)s to %(now)s.",
+                    product=product.name,
+                    before=_money(seen),
+                    now=_money(product.price),
+                )
             )
         kept[key] = quantity
         prices[key] = product.price
@@ -180,11 +194,13 @@ def take_back(lines: list[tuple[int, int]]) -> None:
 def _put(product_id: int, quantity: int) -> None:
     product = db.session.get(Product, product_id)
     if product is None or not product.active:
-        raise CartError("Sorry, that product is no longer available.")
+        raise CartError(_("Sorry, that product is no longer available."))
     quantities, prices = _stored(), _stored_prices()
     key = str(product.id)
     if key not in quantities and len(quantities) >= MAX_LINES:
-        raise CartError(f"Your cart can hold {MAX_LINES} different products at most.")
+        raise CartError(
+            _("Your cart can hold %(count)d different products at most.", count=MAX_LINES)
+        )
     allowed = min(quantity, product.stock, MAX_QUANTITY)
     if allowed < 1:
         quantities.pop(key, None)
@@ -199,15 +215,22 @@ def _put(product_id: int, quantity: int) -> None:
 def clamped_notice(product: Product, quantity: int) -> str:
     """What to tell the customer when the cart holds fewer than asked for."""
     if quantity == MAX_QUANTITY and product.stock > MAX_QUANTITY:
-        return (
-            f"You can order at most {MAX_QUANTITY} of {product.name}: your cart now has {quantity}."
+        return _(
+            "You can order at most %(most)d of %(product)s: your cart now has %(quantity)d.",
+            most=MAX_QUANTITY,
+            product=product.name,
+            quantity=quantity,
         )
-    return f"Only {product.stock} of {product.name} left: your cart now has {quantity}."
+    return _(
+        "Only %(stock)d of %(product)s left: your cart now has %(quantity)d.",
+        stock=product.stock,
+        product=product.name,
+        quantity=quantity,
+    )
 
 
 def _money(amount: int) -> str:
-    config = current_app.config
-    return format_money(amount, config["CURRENCY"], config["LOCALE"])
+    return format_money(amount, current_app.config["CURRENCY"], formatting_locale())
 
 
 def _stored() -> dict[str, int]:

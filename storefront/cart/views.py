@@ -7,6 +7,7 @@ range sends the customer back with a message saying what is allowed.
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from storefront.cart import service
@@ -60,14 +61,23 @@ def add() -> Response:
         return _back_to(product)
     added = service.quantity_of(product.id) - before
     if added == form.quantity.data:
-        flash(f"Added {added} × {product.name} to your cart.")
+        flash(
+            _(
+                "Added %(quantity)d × %(product)s to your cart.",
+                quantity=added,
+                product=product.name,
+            )
+        )
     elif added > 0:
         flash(service.clamped_notice(product, before + added))
     elif product.stock == 0:
-        flash(f"Sorry, {product.name} is out of stock.", "error")
+        flash(_("Sorry, %(product)s is out of stock.", product=product.name), "error")
         return _back_to(product)
     else:
-        flash(f"Your cart already has all the {product.name} we can sell you.", "error")
+        flash(
+            _("Your cart already has all the %(product)s we can sell you.", product=product.name),
+            "error",
+        )
     return redirect(url_for("cart.show"), 303)
 
 
@@ -90,11 +100,13 @@ def update() -> Response:
         return redirect(url_for("cart.show"), 303)
     now = service.quantity_of(product.id)
     if wanted == 0:
-        flash(f"{product.name} was removed from your cart.")
+        flash(_("%(product)s was removed from your cart.", product=product.name))
     elif now < wanted:
         flash(service.clamped_notice(product, now), "error")
     else:
-        flash(f"Your cart now has {now} × {product.name}.")
+        flash(
+            _("Your cart now has %(quantity)d × %(product)s.", quantity=now, product=product.name)
+        )
     return redirect(url_for("cart.show"), 303)
 
 
@@ -106,11 +118,15 @@ def remove() -> Response:
     """
     form = RemoveFromCartForm()
     if not form.validate():
-        abort(400, "That product is not in our catalogue.")
+        abort(400, _("That product is not in our catalogue."))
     product_id = int(form.product_id.data or 0)  # validated: never None
     service.remove(product_id)
     product = db.session.get(Product, product_id)
-    flash(f"{product.name if product else 'The item'} was removed from your cart.")
+    flash(
+        _("%(product)s was removed from your cart.", product=product.name)
+        if product
+        else _("The item was removed from your cart.")
+    )
     return redirect(url_for("cart.show"), 303)
 
 
@@ -121,14 +137,14 @@ def _product_or_400(form: AddToCartForm | UpdateCartForm) -> Product:
     if not form.product_id.errors:
         product = db.session.get(Product, form.product_id.data)
     if product is None or not product.active:
-        abort(400, "That product is not in our catalogue. Nothing was changed.")
+        abort(400, _("That product is not in our catalogue. Nothing was changed."))
     return product
 
 
 def _quantity_error(form: AddToCartForm | UpdateCartForm) -> str:
     # The last message is ours ("Choose a quantity from 1 to 99."); WTForms' own comes first.
-    errors = form.quantity.errors or ["Please check the quantity and try again."]
-    return errors[-1]
+    errors = form.quantity.errors or [_("Please check the quantity and try again.")]
+    return str(errors[-1])  # a lazy message would not go into the session as a flash
 
 
 def _back_to(product: Product) -> Response:

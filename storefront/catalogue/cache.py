@@ -1,8 +1,9 @@
 """Catalogue page cache: never wrong, because every entry is keyed by the catalogue's version.
 
 One row (``catalogue_version``) holds a counter. Each catalogue request reads it in one cheap
-query; rendered page fragments are kept per process keyed by (version, path, query args), so a
-change seen by any process moves every process past its old entries on their next request.
+query; rendered page fragments are kept per process keyed by (version, language, path, query
+args), so a change seen by any process moves every process past its old entries on their next
+request, and a page rendered in one language is never served in another.
 
 When the version moves: an ORM flush that adds, changes or deletes an instance of a class in
 :data:`WATCHED`, or a bulk ``UPDATE``/``DELETE`` of one (the stock functions use those), marks
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from storefront.catalogue.models import Category, Product
 from storefront.extensions import Model, db
+from storefront.i18n import current_locale
 
 TTL_SECONDS = 30.0
 MAX_ENTRIES = 512
@@ -149,6 +151,7 @@ def fragments_of(app) -> FragmentCache:
 
 
 def request_key(version: int) -> tuple:
-    """(version, path, sorted query args): what a catalogue page's content depends on."""
+    """(version, language, path, sorted query args): what a catalogue page's content depends
+    on. The language is in it, or the first customer's German page would be every customer's."""
     args = tuple(sorted((k, tuple(request.args.getlist(k))) for k in request.args))
-    return (version, request.path, args)
+    return (version, current_locale(), request.path, args)

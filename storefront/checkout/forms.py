@@ -8,9 +8,13 @@ from functools import cache
 from babel import Locale
 from babel.core import get_global
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, RadioField, SelectField, StringField
 from wtforms.validators import Email, InputRequired, Length, Regexp, ValidationError
+
+from storefront.i18n import formatting_locale
 
 # Two-letter codes in CLDR's territory names that are no country an address can be in: the
 # aggregates (EU, EZ, UN, QO), the unknown region, the pseudo-locales' test regions, and the
@@ -42,8 +46,8 @@ def _countries(locale: str) -> tuple[tuple[str, str], ...]:
 
 
 def country_choices() -> list[tuple[str, str]]:
-    """The countries an address can be in, by name in the shop's language."""
-    return list(_countries(current_app.config["LOCALE"]))
+    """The countries an address can be in, by name in the customer's language."""
+    return list(_countries(formatting_locale()))
 
 
 def shop_country() -> str:
@@ -54,24 +58,25 @@ def shop_country() -> str:
 def printable(form, field) -> None:
     """No control characters: nobody types one in an address, and PostgreSQL refuses NUL."""
     if any(unicodedata.category(c) == "Cc" for c in field.data or ""):
-        raise ValidationError("Please remove the tabs, line breaks or other control characters.")
+        raise ValidationError(_("Please remove the tabs, line breaks or other control characters."))
 
 
 class DetailsForm(FlaskForm):
-    email = EmailField("Email", validators=[InputRequired(), Email(), Length(max=254)])
-    name = StringField("Full name", validators=[InputRequired(), Length(max=200), printable])
+    email = EmailField(_l("Email"), validators=[InputRequired(), Email(), Length(max=254)])
+    name = StringField(_l("Full name"), validators=[InputRequired(), Length(max=200), printable])
     address = StringField(
-        "Street address", validators=[InputRequired(), Length(max=300), printable]
+        _l("Street address"), validators=[InputRequired(), Length(max=300), printable]
     )
-    city = StringField("City", validators=[InputRequired(), Length(max=120), printable])
-    postcode = StringField("Postcode", validators=[InputRequired(), Length(max=20), printable])
-    country = SelectField("Country", validators=[InputRequired()])
+    city = StringField(_l("City"), validators=[InputRequired(), Length(max=120), printable])
+    postcode = StringField(_l("Postcode"), validators=[InputRequired(), Length(max=20), printable])
+    country = SelectField(_l("Country"), validators=[InputRequired()])
     gateway = RadioField(
-        "Pay with", validators=[InputRequired(message="Please choose how you want to pay.")]
+        _l("Pay with"),
+        validators=[InputRequired(message=_l("Please choose how you want to pay."))],
     )
     terms = BooleanField(
-        "I accept the terms and conditions",
-        validators=[InputRequired(message="Please accept the terms and conditions to order.")],
+        _l("I accept the terms and conditions"),
+        validators=[InputRequired(message=_l("Please accept the terms and conditions to order."))],
     )
 
 

@@ -9,6 +9,7 @@ the same payment instead of making a second order or a second registration.
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
+from flask_babel import gettext as _
 
 from storefront.cart import service as cart_service
 from storefront.checkout.forms import DetailsForm, PlaceOrderForm, country_choices, shop_country
@@ -44,7 +45,7 @@ def start():
     """The customer's details and the choice of payment method."""
     cart = cart_service.read_cart()
     if cart.is_empty:
-        flash("Your cart is empty.", "error")
+        flash(_("Your cart is empty."), "error")
         return redirect(url_for("cart.show"))
     form = _details_form()
     if form.validate_on_submit():
@@ -90,7 +91,7 @@ def place():
     """
     form = PlaceOrderForm()
     if not form.validate_on_submit():
-        abort(400, "The order form was incomplete. Please review your order and try again.")
+        abort(400, _("The order form was incomplete. Please review your order and try again."))
     key = form.checkout_key.data
     existing = orders.find_by_checkout_key(key)
     # The key is this browser's own: the review page put it in this session, or the order it
@@ -99,7 +100,7 @@ def place():
     if key != session.get(KEY) and (
         existing is None or existing.receipt_token != session.get("open_order")
     ):
-        abort(400, "This order form has expired. Please review your order and try again.")
+        abort(400, _("This order form has expired. Please review your order and try again."))
     if existing is not None:  # a second click or tab: the same order, the same payment
         return continue_payment(existing)
     details = session.get(DETAILS)
@@ -109,7 +110,7 @@ def place():
             flash(text, "error")
         return redirect(url_for("cart.show" if cart.is_empty else "checkout.review"))
     if cart.is_empty:
-        flash("Your cart is empty.", "error")
+        flash(_("Your cart is empty."), "error")
         return redirect(url_for("cart.show"))
     if not details:
         return redirect(url_for("checkout.start"))
@@ -123,7 +124,10 @@ def place():
             [(line.product, line.quantity) for line in cart.lines], customer, key
         )
     except orders.OutOfStock as short:
-        flash(f"Sorry, not enough stock left for: {', '.join(short.names)}.", "error")
+        flash(
+            _("Sorry, not enough stock left for: %(products)s.", products=", ".join(short.names)),
+            "error",
+        )
         return redirect(url_for("cart.show"))
     except orders.OverLimit as over:
         flash(str(over), "error")

@@ -8,6 +8,7 @@ listed in ``REGISTRY``; settings, checkout, callbacks and the reconciler find it
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import gettext
 
 from storefront.gateways.altapay import AltaPayGateway
 from storefront.gateways.base import Gateway
@@ -43,8 +44,10 @@ def configured(name: str) -> Gateway | None:
 
 def method_name(gateway: Gateway) -> str:
     """What checkout calls the gateway's payment method ("Card", "Card or MobilePay"): the
-    customer chooses how to pay, not which processor; its name is only in the small print."""
-    return current_app.config[f"{gateway.name.upper()}_METHOD_NAME"]
+    customer chooses how to pay, not which processor; its name is only in the small print.
+    The default name is in the customer's language; a name the merchant set is shown as set."""
+    name = current_app.config[f"{gateway.name.upper()}_METHOD_NAME"]
+    return gettext("Card") if name == "Card" else name
 
 
 def offered() -> list[Gateway]:

@@ -16,6 +16,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from storefront.gateways.base import BadNotice, GatewayRefused, Outcome, Result
+from storefront.i18n import N_
 from storefront.money import UnsupportedCurrency, currency_info, from_major
 
 # TransactionStatus → what it means for the money (gateways.md §3.4). Statuses not listed here
@@ -35,9 +36,9 @@ TRANSACTION_STATUS = {
 # "error" are what the sandbox gateway reports for declines and acquirer errors.
 FAILED_STATUSES = frozenset({"3dsecure_failed", "3dsecure_declined", "epayment_declined", "error"})
 MESSAGES = {
-    Outcome.DECLINED: "The payment was declined.",
-    Outcome.CANCELLED: "The payment was cancelled on the payment page.",
-    Outcome.EXPIRED: "The card reservation expired.",
+    Outcome.DECLINED: N_("The payment was declined."),
+    Outcome.CANCELLED: N_("The payment was cancelled on the payment page."),
+    Outcome.EXPIRED: N_("The card reservation expired."),
 }
 
 

@@ -37,6 +37,7 @@ from storefront.gateways.base import (
     Trigger,
 )
 from storefront.gateways.http import HttpGateway
+from storefront.i18n import N_
 from storefront.money import UnsupportedCurrency, from_major, to_two_decimals
 
 OK = "0000"
@@ -53,10 +54,12 @@ RESULT_CODES = {
 }
 ACK_CODES = {OK: Outcome.PAID, "9007": Outcome.DECLINED, "9008": Outcome.VOIDED}
 MESSAGES = {
-    Outcome.DECLINED: "The card was declined.",
-    Outcome.CANCELLED: "The payment was cancelled on the payment page.",
-    Outcome.EXPIRED: "The payment page timed out before the payment was completed.",
-    Outcome.VOIDED: "The payment was not completed in time and was reversed; nothing was charged.",
+    Outcome.DECLINED: N_("The card was declined."),
+    Outcome.CANCELLED: N_("The payment was cancelled on the payment page."),
+    Outcome.EXPIRED: N_("The payment page timed out before the payment was completed."),
+    Outcome.VOIDED: N_(
+        "The payment was not completed in time and was reversed; nothing was charged."
+    ),
 }
 SECUREID = re.compile(r"[A-Za-z0-9]{1,64}")
 FOUR_DIGITS = re.compile(r"[0-9]{4}")  # CODE and Status

@@ -45,6 +45,7 @@ from storefront.gateways.base import (
     Trigger,
 )
 from storefront.gateways.http import HttpGateway, checksums_match
+from storefront.i18n import N_
 from storefront.money import UnsupportedCurrency, currency_info
 
 # orderStatus → what it means for the money (gateways.md §2.4).
@@ -362,13 +363,13 @@ def _md_order(data: Mapping[str, Any]) -> str | None:
 
 def _customer_message(outcome: Outcome, description: Any) -> str:
     if outcome is Outcome.EXPIRED:
-        return "The payment page timed out before the payment was completed."
+        return N_("The payment page timed out before the payment was completed.")
     if outcome is Outcome.CANCELLED:
-        return "The payment was cancelled on the payment page."
+        return N_("The payment was cancelled on the payment page.")
     if outcome is Outcome.DECLINED:
         # actionCodeDescription is the processing bank's text, written for cardholders.
         text = str(description or "").strip()
-        return text[:200] if text else "The card was declined."
+        return text[:200] if text else N_("The card was declined.")
     return ""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, RadioField, StringField
 from wtforms.validators import InputRequired, Length
@@ -10,11 +11,11 @@ from wtforms.validators import InputRequired, Length
 class PayForm(FlaskForm):
     """'Try again' on a failure page: a new attempt for the same order."""
 
-    gateway = RadioField("Pay with", validators=[InputRequired()])
+    gateway = RadioField(_l("Pay with"), validators=[InputRequired()])
 
 
 class LookupForm(FlaskForm):
     """ "Did my payment go through?" — a guest finds an order by its number and email."""
 
-    number = StringField("Order number", validators=[InputRequired(), Length(max=40)])
-    email = EmailField("Email", validators=[InputRequired(), Length(max=254)])
+    number = StringField(_l("Order number"), validators=[InputRequired(), Length(max=40)])
+    email = EmailField(_l("Email"), validators=[InputRequired(), Length(max=254)])

@@ -24,6 +24,7 @@ from flask import (
     render_template,
     url_for,
 )
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 
 from storefront.database import rows_changed
@@ -33,8 +34,11 @@ from storefront.orders.shipping import shipment_of
 from storefront.timeutil import now_utc
 
 SMTP_TIMEOUT = 20
-# The end of each message kind's subject line.
-SUBJECTS = {"order_confirmation": "confirmed", "dispatched": "dispatched"}
+# Each message kind's subject line, read in the language the mail is composed in.
+SUBJECTS = {
+    "order_confirmation": _l("%(shop)s: order %(number)s confirmed"),
+    "dispatched": _l("%(shop)s: order %(number)s dispatched"),
+}
 
 
 def drain_after_response() -> None:
@@ -127,8 +131,11 @@ def _compose(kind: str, order: Order) -> EmailMessage:
     )
     context = {"order": order, "receipt_url": receipt_url, "shipment": shipment_of(order)}
     email = EmailMessage()
-    what = SUBJECTS.get(kind, "confirmed")
-    email["Subject"] = f"{current_app.config['SHOP_NAME']}: order {order.number} {what}"
+    subject = SUBJECTS.get(kind, SUBJECTS["order_confirmation"])
+    email["Subject"] = str(subject) % {
+        "shop": current_app.config["SHOP_NAME"],
+        "number": order.number,
+    }
     email["From"] = current_app.config["MAIL_FROM"]
     email["To"] = order.email
     email.set_content(render_template(f"email/{kind}.txt", **context))

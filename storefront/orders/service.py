@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import exc, func, select, update
 
 from storefront.catalogue import stock as stock_history
@@ -169,13 +170,20 @@ def check_hold_limits(lines: list[tuple[Product, int]], email: str) -> None:
     for product, quantity in lines:
         if quantity > per_line:
             raise OverLimit(
-                f"One order can hold at most {per_line} of {product.name}. "
-                "Please lower the quantity in your cart."
+                gettext(
+                    "One order can hold at most %(most)d of %(product)s. "
+                    "Please lower the quantity in your cart.",
+                    most=per_line,
+                    product=product.name,
+                )
             )
     units = sum(quantity for _, quantity in lines)
     if units > per_order:
         raise OverLimit(
-            f"One order can hold at most {per_order} items. Please place a smaller order."
+            gettext(
+                "One order can hold at most %(most)d items. Please place a smaller order.",
+                most=per_order,
+            )
         )
     held = db.session.execute(
         select(func.coalesce(func.sum(OrderLine.quantity), 0))
@@ -187,8 +195,10 @@ def check_hold_limits(lines: list[tuple[Product, int]], email: str) -> None:
     ).scalar_one()
     if held + units > config["CUSTOMER_MAX_UNPAID_UNITS"]:
         raise OverLimit(
-            "You have other orders waiting for payment. Please pay or let them lapse "
-            "before placing another one."
+            gettext(
+                "You have other orders waiting for payment. Please pay or let them lapse "
+                "before placing another one."
+            )
         )
 
 

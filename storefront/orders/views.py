@@ -18,6 +18,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from storefront.cart import service as cart_service
@@ -83,7 +84,7 @@ def lookup():
         ).scalar_one_or_none()
         if order is not None:
             return redirect(url_for("orders.show", token=order.receipt_token), code=303)
-        flash("We could not find an order with these details.", "error")
+        flash(_("We could not find an order with these details."), "error")
     return render_template("orders/lookup.html", form=form)
 
 
@@ -167,7 +168,7 @@ def pay(token: str):
     form = PayForm()
     form.gateway.choices = [(g.name, g.title) for g in offered()]
     if not form.validate_on_submit():
-        abort(400, "Please choose how to pay.")
+        abort(400, _("Please choose how to pay."))
     try:
         attempt = handoff.pay_again(order, form.gateway.data)
     except handoff.PaymentNotStarted:
