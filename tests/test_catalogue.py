@@ -102,6 +102,57 @@ def test_category_is_paginated_by_the_configured_page_size(client, seeded):
             assert pages.count(f">{demo.name}</a>") == 1
 
 
+def names_listed(page: str) -> list[str]:
+    return re.findall(r'<h2[^>]*><a href="/p/[^"]+">([^<]+)</a>', page)
+
+
+def coffee_by(key, reverse: bool = False) -> list[str]:
+    coffee = [demo for demo in PRODUCTS if demo.category == "coffee"]
+    return [demo.name for demo in sorted(coffee, key=key, reverse=reverse)]
+
+
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("", coffee_by(lambda d: d.name)),
+        ("name", coffee_by(lambda d: d.name)),
+        ("price", coffee_by(lambda d: (d.cents, d.name))),
+        ("price-desc", coffee_by(lambda d: (-d.cents, d.name))),
+        ("newest", list(reversed([d.name for d in PRODUCTS if d.category == "coffee"]))),
+        ("bogus", coffee_by(lambda d: d.name)),  # an order we do not offer: the default one
+    ],
+)
+def test_a_category_sorts_by_name_price_or_newest(client, seeded, sort, expected):
+    page = client.get(f"/c/coffee?sort={sort}").get_data(as_text=True)
+    assert names_listed(page) == expected
+    # A plain GET form, working without JavaScript, with the order in use selected.
+    assert '<select id="sort" name="sort">' in page
+    chosen = sort if sort in ("name", "price", "price-desc", "newest") else "name"
+    assert f'<option value="{chosen}" selected>' in page
+    assert '<button class="button secondary small" type="submit">Sort</button>' in page
+
+
+def test_sorting_is_kept_across_the_pages_of_a_listing(client, seeded):
+    seeded.config["PRODUCTS_PER_PAGE"] = 2
+    first = client.get("/c/coffee?sort=price").get_data(as_text=True)
+    assert 'href="/c/coffee?page=2&amp;sort=price"' in first
+    pages = [
+        names_listed(client.get(f"/c/coffee?sort=price&page={n}").get_data(as_text=True))
+        for n in (1, 2, 3)
+    ]
+    assert sum(pages, []) == coffee_by(lambda d: (d.cents, d.name))
+
+
+def test_search_sorts_by_relevance_unless_asked_otherwise(client, seeded):
+    best = names_listed(client.get("/search?q=tea").get_data(as_text=True))
+    by_price = client.get("/search?q=tea&sort=price").get_data(as_text=True)
+    assert sorted(best) == sorted(names_listed(by_price))
+    prices = {demo.name: demo.cents for demo in PRODUCTS}
+    assert names_listed(by_price) == sorted(best, key=lambda n: (prices[n], n))
+    assert '<input type="hidden" name="q" value="tea">' in by_price  # the form keeps the query
+    assert '<option value="relevance">' in by_price
+
+
 @pytest.mark.parametrize("url", ["/c/nope", "/p/nope", "/c/", "/p/" + "x" * 500, "/c/%00"])
 def test_unknown_slug_is_a_404_page(client, seeded, url):
     response = client.get(url)

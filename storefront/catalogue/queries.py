@@ -144,19 +144,36 @@ def clean_query(raw: str | None) -> str:
     return " ".join(printable.split())[:MAX_QUERY_LENGTH].strip()
 
 
-def category_page(category: Category, number: int, per_page: int) -> Page:
+# The orders a listing may be sorted in (``?sort=``), each ending on the id so that a product
+# never moves between pages. "newest": the id, given in the order products were added.
+SORTS: dict[str, tuple] = {
+    "name": (Product.name, Product.id),
+    "price": (Product.price, Product.id),
+    "price-desc": (Product.price.desc(), Product.id),
+    "newest": (Product.id.desc(),),
+}
+RELEVANCE = "relevance"  # search's own order, and its default
+
+
+def parse_sort(raw: str | None, default: str) -> str:
+    """The sort asked for, or ``default`` for none or one we do not offer (a link from an old
+    page, a hand-edited address: the listing is still worth showing)."""
+    return raw if raw in SORTS or (raw == RELEVANCE and default == RELEVANCE) else default
+
+
+def category_page(category: Category, number: int, per_page: int, sort: str = "name") -> Page:
     """:raise 404: the page is past the last one."""
     return _paginate(
         lambda stmt: stmt.where(Product.category_id == category.id),
-        (Product.name, Product.id),
+        SORTS[sort],
         number,
         per_page,
     )
 
 
-def search_page(text: str, number: int, per_page: int) -> Page:
+def search_page(text: str, number: int, per_page: int, sort: str = RELEVANCE) -> Page:
     """Active products with a word starting with each word of ``text`` in their name or
-    description, best match first (see ``search``).
+    description, best match first (see ``search``) unless ``sort`` names another order.
 
     :raise 404: the page is past the last one.
     """
@@ -170,7 +187,8 @@ def search_page(text: str, number: int, per_page: int) -> Page:
             stmt = stmt.join(match.index, match.index.c.rowid == Product.id)
         return stmt.where(match.condition)
 
-    return _paginate(narrow, (match.rank, Product.name, Product.id), number, per_page)
+    order = (match.rank, Product.name, Product.id) if sort == RELEVANCE else SORTS[sort]
+    return _paginate(narrow, order, number, per_page)
 
 
 def _paginate(

@@ -120,8 +120,9 @@ def category(slug: str):
     def build() -> dict:
         current = queries.category_or_404(slug)
         number = queries.parse_page(request.args.get("page"))
-        page = queries.category_page(current, number, _per_page())
-        return {"category": current, "page": page, "current_category": current}
+        sort = queries.parse_sort(request.args.get("sort"), "name")
+        page = queries.category_page(current, number, _per_page(), sort)
+        return {"category": current, "page": page, "current_category": current, "sort": sort}
 
     return _cached_page("catalogue/category.html", build)
 
@@ -152,7 +153,8 @@ def search():
     def build() -> dict:
         text = queries.clean_query(request.args.get("q"))
         number = queries.parse_page(request.args.get("page"))
-        page = queries.search_page(text, number, _per_page()) if text else None
-        return {"search_query": text, "page": page}
+        sort = queries.parse_sort(request.args.get("sort"), queries.RELEVANCE)
+        page = queries.search_page(text, number, _per_page(), sort) if text else None
+        return {"search_query": text, "page": page, "sort": sort}
 
     return _cached_page("catalogue/search.html", build)
