@@ -33,6 +33,7 @@ Callback faults (op ``callback``, taken by the next result callback or notificat
 together, checksum valid), ``tamper_currency`` (``currency``, likewise), ``other_orderid``
 (``orderid``, likewise), ``malformed_xml``, ``duplicate`` (``copies``, default 2),
 ``fail_after_success`` (after relaying ``ok``, ``callback_fail`` is posted for the same payment).
+Op ``refundCapturedReservation`` also takes ``failed`` {message}: the refund answers Failed.
 
 State kinds: ``altapay_request`` (by PaymentRequestId), ``altapay_transaction`` (by
 TransactionId), ``altapay_callback`` (every page callback posted and the shop's answer).
@@ -68,7 +69,7 @@ from flask import (
 )
 
 from sandbox import cards, delivery
-from sandbox.faults import MAX_SLEEP, faultable, store, this_app
+from sandbox.faults import MAX_SLEEP, faultable, protocol_fault, store, this_app
 from sandbox.store import Store
 
 bp = Blueprint("altapay", __name__)
@@ -603,10 +604,13 @@ def release_reservation():
 def refund_captured_reservation():
     txn = _transaction_named()
     amount = _optional_amount()
+    fault, params = protocol_fault()
 
     def refund(doc: dict) -> tuple[str, str, int]:
         remaining = doc["captured"] - doc["refunded"]
         wanted = remaining if amount is None else amount
+        if fault == "failed":
+            return "Failed", str(params.get("message", "The refund was declined")), wanted
         if remaining <= 0:
             return "Failed", "Nothing captured is left to refund", wanted
         if wanted <= 0 or wanted > remaining:
