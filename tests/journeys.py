@@ -31,10 +31,19 @@ def product(shop, **values):
 
 def to_gateway(shop, browser: Browser, slug: str, quantity: int = 1, gateway: str = "rbs") -> Page:
     """Product page → cart → details → review → "Continue to secure payment": the gateway's page."""
-    page = browser.get(f"{shop.url}/p/{slug}")
-    assert page.status == 200, page.text
-    page = browser.submit(page.form("/cart/add"), quantity=quantity)
-    assert page.status == 200, page.text
+    return basket_to_gateway(shop, browser, [(slug, quantity)], gateway)
+
+
+def basket_to_gateway(
+    shop, browser: Browser, items: list[tuple[str, int]], gateway: str = "rbs"
+) -> Page:
+    """Each ``(slug, quantity)`` into the cart from its product page, then checkout as
+    ``to_gateway``: the gateway's page."""
+    for slug, quantity in items:
+        page = browser.get(f"{shop.url}/p/{slug}")
+        assert page.status == 200, page.text
+        page = browser.submit(page.form("/cart/add"), quantity=quantity)
+        assert page.status == 200, page.text
     page = browser.get(f"{shop.url}/checkout/")
     page = browser.submit(page.form("/checkout/"), gateway=gateway, **CUSTOMER)
     assert "Review your order" in page, page.text
