@@ -75,9 +75,16 @@ def cancel_order(order: Order, staff: StaffUser, reason: str) -> Order:
             "then try again. Nothing was changed."
         )
     cause = Cause(Actor.STAFF, f"order cancelled by {staff.email}", staff.email)
+    holds = {a.id for a in held(order)}
     _ask_open_payments(order, cause)
-    holds = held(order)
-    for attempt in holds:
+    if {a.id for a in held(order)} - holds:
+        # The customer authorised a payment just now: the operator looks again before voiding
+        # money they did not see held (and may lack the permission to).
+        raise NotCancelled(
+            "The customer has just paid: the payment is held now. Look at the order again "
+            "before cancelling it. Nothing was changed."
+        )
+    for attempt in held(order):
         try:
             backoffice.void(attempt, staff.email)
         except backoffice.ActionRefused as refused:
