@@ -27,6 +27,7 @@ from tests.journeys import (
     latest_order,
     pay_altapay,
     pay_rbs,
+    pay_without_coming_back,
     product,
     to_gateway,
 )
@@ -203,6 +204,18 @@ def test_a_payment_after_the_cancel_puts_the_order_on_hold(shop, sandbox):
     assert stock_of(shop, product_id) == 5  # the stock went back once; a person decides
 
 
+def test_a_customer_who_paid_a_moment_before_the_cancel_keeps_the_order(shop, sandbox):
+    sandbox.settings(**{"delivery:rbs": "hold"})  # the gateway's callback has not come yet
+    product_id, order, _ = unpaid_order(shop, price=1800, quantity=1)
+    pay_without_coming_back(order.customer)
+    page = cancel(office(shop), order.number)
+    assert f"Order {order.number} is paid: only an order that is waiting" in page.text, page.text
+    paid, [payment] = latest_order(shop)
+    assert (paid.state, payment.state) == (OrderState.PAID, AttemptState.PAID)
+    assert stock_of(shop, product_id) == 4
+    assert audit_of(shop, order.number) == []
+
+
 # Refunding by line -------------------------------------------------------------------------------
 GATEWAYS = {
     "rbs": ({}, pay_rbs),
@@ -335,3 +348,29 @@ def test_a_refund_the_gateway_refuses_leaves_stock_and_lines_alone(
     )
     assert "Refund of €20.00 done." in page.text, page.text
     assert stock_of(shop, first) == 5
+
+
+def test_refunding_by_line_needs_the_payments_permission(make_shop, sandbox):
+    shop, (first, _), order, attempt = paid_two_lines(make_shop, "rbs")
+    kenya, _ = line_ids(shop, order)
+    make_account(shop.app, CLERK, role=Role.STAFF)
+    back = office(shop, CLERK, CLERK_PASSWORD)
+    page = back.get(f"/admin/orders/{order.number}")
+    assert "Refunding needs the payments permission" in page.text
+    assert "/line-refunds" not in "".join(f.action for f in page.forms)
+    token = page.form("/notes").fields["note-csrf_token"]
+    response = back.client.post(
+        f"/admin/orders/{order.number}/line-refunds",
+        data={
+            "lines-csrf_token": token,
+            "lines-seen": "0",
+            f"lines-qty-{kenya}": "1",
+            f"lines-restock-{kenya}": "y",
+            "lines-reason": "returned",
+        },
+        follow_redirects=True,
+    )
+    assert "may not refund payments" in response.get_data(as_text=True)
+    assert refunded_at_gateway(sandbox, "rbs", attempt) == 0
+    assert refund_rows(shop, order) == []
+    assert stock_of(shop, first) == 3
