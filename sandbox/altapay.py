@@ -34,6 +34,7 @@ Callback faults (op ``callback``, taken by the next result callback or notificat
 together, checksum valid), ``tamper_currency`` (``currency``, likewise), ``other_orderid``
 (``orderid``, likewise), ``malformed_xml``, ``duplicate`` (``copies``, default 2),
 ``fail_after_success`` (after relaying ``ok``, ``callback_fail`` is posted for the same payment).
+Op ``refundCapturedReservation`` also takes ``failed`` {message}: the refund answers Failed.
 
 The basket: ``orderLines`` that do not add up to the amount are refused (Header ErrorCode
 200); a request keeps them as sent (``order_lines``) and read (``basket``: each line's
@@ -74,7 +75,7 @@ from flask import (
 )
 
 from sandbox import cards, delivery
-from sandbox.faults import MAX_SLEEP, faultable, store, this_app
+from sandbox.faults import MAX_SLEEP, faultable, protocol_fault, store, this_app
 from sandbox.store import Store
 
 bp = Blueprint("altapay", __name__)
@@ -685,10 +686,13 @@ def release_reservation():
 def refund_captured_reservation():
     txn = _transaction_named()
     amount = _optional_amount()
+    fault, params = protocol_fault()
 
     def refund(doc: dict) -> tuple[str, str, int]:
         remaining = doc["captured"] - doc["refunded"]
         wanted = remaining if amount is None else amount
+        if fault == "failed":
+            return "Failed", str(params.get("message", "The refund was declined")), wanted
         if remaining <= 0:
             return "Failed", "Nothing captured is left to refund", wanted
         if wanted <= 0 or wanted > remaining:

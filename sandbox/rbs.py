@@ -32,6 +32,7 @@ Faults (``POST /__control/faults``, gateway "rbs"): every ``.do`` method takes t
 faults of ``sandbox.faults`` under its own name (``register``, ``getOrderStatusExtended``, …).
 ``getOrderStatusExtended`` and ``getOrderStatus`` also take ``tamper_amount`` {amount},
 ``tamper_currency`` {currency}, ``error_code`` {code=7, message} and ``status`` {orderStatus}.
+``refund`` takes ``error_code`` {code=7, message} too: the refund is refused, nothing moves.
 Op ``callback``: ``duplicate`` {copies=2}, ``bad_checksum``, ``no_checksum``, ``tamper_amount``
 {amount} (validly signed), ``delay`` {seconds=5} and ``drop``.
 """
@@ -694,6 +695,9 @@ def reverse(merchant: str, values: Mapping) -> dict:
 
 @api("refund")
 def refund(merchant: str, values: Mapping) -> dict:
+    fault, params = protocol_fault()
+    if fault == "error_code":
+        raise Refusal(int(params.get("code", 7)), str(params.get("message", "Refund refused")))
     order = _order_for(merchant, values)
     amount = _amount(values.get("amount"))
     expected = _optional_amount(values.get("expectedDepositedAmount"), "expectedDepositedAmount")

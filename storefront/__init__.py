@@ -66,6 +66,7 @@ def register_extensions(app: Flask) -> None:
     from storefront.catalogue import models as _catalogue  # noqa: F401
     from storefront.checkout import models as _checkout  # noqa: F401
     from storefront.orders import models as _orders  # noqa: F401
+    from storefront.orders import refunds as _refunds  # noqa: F401
     from storefront.orders import shipping as _shipping  # noqa: F401
     from storefront.payments import models as _payments  # noqa: F401
 

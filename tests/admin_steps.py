@@ -45,6 +45,13 @@ def at_the_sandbox(sandbox, reference: str) -> dict:
     return next(doc for doc in sandbox.state()["rbs_order"] if doc["orderNumber"] == reference)
 
 
+def altapay_transaction(sandbox, reference: str) -> dict:
+    """The AltaPay sandbox's own record of the payment's transaction."""
+    return next(
+        doc for doc in sandbox.state()["altapay_transaction"] if doc["shop_orderid"] == reference
+    )
+
+
 def shop_attempt(shop, attempt_id: int) -> tuple[str, int, int, int]:
     with shop.db() as session:
         attempt = session.get(PaymentAttempt, attempt_id)

@@ -52,6 +52,16 @@ def checkout(shop, browser: Browser, gateway: str = "rbs") -> Page:
     return browser.submit(page.form("/checkout/place"))
 
 
+def basket_to_gateway(
+    shop, browser: Browser, items: list[tuple[str, int]], gateway: str = "rbs"
+) -> Page:
+    """Each ``(slug, quantity)`` into the cart from its product page, then checkout as
+    ``to_gateway``: the gateway's page."""
+    for slug, quantity in items:
+        add_to_cart(shop, browser, slug, quantity)
+    return checkout(shop, browser, gateway)
+
+
 def pay_rbs(browser: Browser, card: str = APPROVE, action: str = "pay") -> Page:
     """On the BPC/RBS page: type the card and press Pay (or Cancel); follow back to the shop."""
     form = browser.page.form(button="Cancel")

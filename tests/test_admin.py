@@ -26,6 +26,7 @@ from tests.admin_steps import (
     EMAIL,
     PASSWORD,
     Back,
+    altapay_transaction,
     at_the_sandbox,
     held_on_the_sandbox,
     make_staff,
@@ -643,8 +644,8 @@ def test_order_page_shows_lines_customer_history_and_evidence(app, back, gateway
 
 
 def buttons_on(page: Page) -> set[str]:
-    # The payments' and the fulfilment's buttons: the order's notes and mail have tests of their
-    # own (tests/test_admin_orders_tools.py).
+    # The payments', the fulfilment's and the whole order's buttons: the order's notes and mail
+    # have tests of their own (tests/test_admin_orders_tools.py).
     others = {"Search", "Sign out", "Add the note", "Resend the confirmation"}
     return {b["text"] for f in page.forms for b in f.buttons} - others
 
@@ -658,15 +659,21 @@ def test_order_page_offers_only_what_the_payment_state_allows(app, back, gateway
         declined = declined.number
 
     page = back.get(f"/admin/orders/{held}")
-    assert buttons_on(page) == {"Capture", "Void", "Check now", "Mark dispatched"}
+    assert buttons_on(page) == {
+        "Capture",
+        "Void",
+        "Check now",
+        "Mark dispatched",
+        "Cancel the order",
+    }
     capture = page.form("/capture")
     assert capture.fields[next(k for k in capture.fields if k.endswith("-amount"))] == "25.00"
 
     page = back.get(f"/admin/orders/{paid}")
-    assert buttons_on(page) == {"Refund", "Mark dispatched"}
+    assert buttons_on(page) == {"Refund", "Refund the chosen lines", "Mark dispatched"}
 
     page = back.get(f"/admin/orders/{declined}")
-    assert buttons_on(page) == set()
+    assert buttons_on(page) == {"Cancel the order"}  # the order itself still waits for payment
     assert "No action is possible on this payment in its state." in page
 
 
@@ -1075,12 +1082,6 @@ def held_on_altapay(shop, price: int) -> tuple[Order, PaymentAttempt]:
     order, attempts = latest_order(shop)
     assert [(a.state, a.authorized) for a in attempts] == [(AttemptState.AUTHORIZED, price)]
     return order, attempts[0]
-
-
-def altapay_transaction(sandbox, reference: str) -> dict:
-    return next(
-        doc for doc in sandbox.state()["altapay_transaction"] if doc["shop_orderid"] == reference
-    )
 
 
 def test_operator_captures_refunds_and_releases_on_the_altapay_sandbox(make_shop, sandbox):

@@ -13,9 +13,16 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
-from storefront.admin.models import MAX_NOTE_LENGTH, MAX_PASSWORD_LENGTH
+from storefront.admin.models import MAX_NOTE_LENGTH, MAX_PASSWORD_LENGTH, MAX_REASON
 from storefront.money import from_major, to_major
 from storefront.orders.models import OrderState
 from storefront.templating import money
@@ -65,6 +72,35 @@ class ResendForm(FlaskForm):
     double click or a second operator posts the same number, and only the first is queued."""
 
     sent = HiddenField(validators=[InputRequired()])
+
+
+class CancelForm(FlaskForm):
+    """Cancel an unpaid or held order by hand, saying why (kept in its history and the audit)."""
+
+    reason = TextAreaField(
+        "Why is the order cancelled? (kept in the order's history)",
+        validators=[
+            DataRequired("Say why the order is cancelled."),
+            Length(max=MAX_REASON, message=f"At most {MAX_REASON} characters: shorten it."),
+        ],
+        filters=[lambda text: text.strip() if text else text],
+    )
+
+
+class LineRefundForm(FlaskForm):
+    """Refund by line: the reason, and how many refunds the page showed (``seen``: a second
+    post of the same page finds one more and refunds nothing). The lines' quantities and
+    restock boxes are read by the view, one pair per line of the order."""
+
+    reason = TextAreaField(
+        "Why is it refunded? (kept in the order's history)",
+        validators=[
+            DataRequired("Say why these lines are refunded."),
+            Length(max=MAX_REASON, message=f"At most {MAX_REASON} characters: shorten it."),
+        ],
+        filters=[lambda text: text.strip() if text else text],
+    )
+    seen = HiddenField(validators=[InputRequired(), Regexp(r"^\d{1,9}$")])
 
 
 class AmountForm(FlaskForm):

@@ -19,6 +19,7 @@ MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 # An internal note on an order is a few lines, not a document.
 MAX_NOTE_LENGTH = 2000
+MAX_REASON = 500  # characters of why an order was cancelled or refunded
 
 
 # The most common passwords of 12 characters or more (shorter ones are refused anyway).

@@ -23,10 +23,12 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from storefront.admin import auth, order_service, queries
+from storefront.admin import auth, cancel_service, order_service, queries, refund_service
 from storefront.admin.forms import (
     AmountForm,
+    CancelForm,
     EmptyForm,
+    LineRefundForm,
     NoteForm,
     OrderFilterForm,
     ResendForm,
@@ -47,6 +49,7 @@ from storefront.gateways import REGISTRY, configured
 from storefront.gateways.base import Gateway
 from storefront.money import to_major
 from storefront.orders.models import Order, OrderEvent
+from storefront.orders.refunds import refunds_of
 from storefront.payments import backoffice
 from storefront.payments.models import PaymentAttempt
 from storefront.templating import money
@@ -258,17 +261,62 @@ def _history(order: Order) -> list[HistoryEntry]:
     return sorted(entries, key=lambda entry: entry.at)  # stable: a tie keeps events first
 
 
+@dataclass
+class LineRefundPanel:
+    """The refund-by-line form of a paid order: its lines with what is left of each."""
+
+    attempt: PaymentAttempt
+    supported: bool
+    refundable: int
+    lines: list[refund_service.RefundableLine]
+    delivery: bool
+    form: LineRefundForm
+    problems: list[str]
+    refunds: list = field(default_factory=list)
+    names: dict = field(default_factory=dict)  # line id → name, for the refunds made
+
+
+def _line_refund_panel(
+    order: Order, form: LineRefundForm | None, problems: list[str]
+) -> LineRefundPanel | None:
+    attempt = refund_service.payment_to_refund(order)
+    if attempt is None:
+        return None
+    gateway = configured(attempt.gateway)
+    seen = str(refund_service.refunds_seen(order))
+    if form is None:
+        form = LineRefundForm(prefix="lines", formdata=None, data={"seen": seen})
+    else:
+        form.seen.data = seen  # a corrected form is sent against what the page shows now
+    return LineRefundPanel(
+        attempt=attempt,
+        supported=bool(gateway is not None and gateway.supports_refund),
+        refundable=backoffice.refundable(attempt),
+        lines=refund_service.refundable_lines(order),
+        delivery=refund_service.delivery_refundable(order),
+        form=form,
+        problems=problems,
+        refunds=refunds_of(order),
+        names={line.id: line.name for line in order.lines},
+    )
+
+
 def _render_order(
     order: Order,
     bound: dict | None = None,
     status: int = 200,
     note_form: NoteForm | None = None,
+    cancel_form: CancelForm | None = None,
+    line_refund_form: LineRefundForm | None = None,
+    line_problems: list[str] | None = None,
 ):
     panels = [_panel(attempt, bound or {}) for attempt in reversed(order.attempts)]
     resend_form = None
     if order.state in order_service.RESENDABLE:
         sent = order_service.resends(order)
         resend_form = ResendForm(prefix="resend", formdata=None, data={"sent": str(sent)})
+    if cancel_form is None and cancel_service.cancellable(order):
+        cancel_form = CancelForm(prefix="cancel", formdata=None)
     return render_template(
         "admin/order.html",
         order=order,
@@ -277,6 +325,9 @@ def _render_order(
         other_orders=queries.other_orders(order),
         note_form=note_form or NoteForm(prefix="note", formdata=None),
         resend_form=resend_form,
+        cancel_form=cancel_form if cancel_service.cancellable(order) else None,
+        cancel_needs_permission=cancel_service.needs_permission(order),
+        line_refund=_line_refund_panel(order, line_refund_form, line_problems or []),
     ), status
 
 
@@ -438,4 +489,12 @@ def unknown(anything: str):
 
 
 # The catalogue, stock and staff pages join this blueprint (and its guard) from their modules.
-from storefront.admin import catalogue, dashboard, export, fulfilment, notes, staff  # noqa: E402, F401
+from storefront.admin import (  # noqa: E402, F401
+    catalogue,
+    dashboard,
+    export,
+    fulfilment,
+    notes,
+    order_actions,
+    staff,
+)

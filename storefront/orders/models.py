@@ -22,7 +22,7 @@ class OrderState(StrEnum):
     PAID = "paid"
     ON_HOLD = "on_hold"  # the gateway's answer did not match the order: the operator decides
     EXPIRED = "expired"  # never paid within the payment window; stock released
-    CANCELLED = "cancelled"  # an authorization voided by the operator; stock released
+    CANCELLED = "cancelled"  # by the operator: unpaid, or its hold voided; stock released
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
 
@@ -31,7 +31,8 @@ _O = OrderState
 # The order's state machine: the states each state may move to. ``orders.service.transition``
 # is the only way an order changes state, and it refuses any move not listed here.
 ORDER_PIPELINE: dict[OrderState, tuple[OrderState, ...]] = {
-    _O.PENDING_PAYMENT: (_O.AUTHORIZED, _O.PAID, _O.ON_HOLD, _O.EXPIRED),
+    # CANCELLED: the operator cancels an order the customer never paid.
+    _O.PENDING_PAYMENT: (_O.AUTHORIZED, _O.PAID, _O.ON_HOLD, _O.EXPIRED, _O.CANCELLED),
     _O.AUTHORIZED: (_O.PAID, _O.CANCELLED),
     # CANCELLED: a capture reversed at the gateway before its settlement (BPC/RBS).
     _O.PAID: (_O.PARTIALLY_REFUNDED, _O.REFUNDED, _O.CANCELLED),
@@ -40,7 +41,8 @@ ORDER_PIPELINE: dict[OrderState, tuple[OrderState, ...]] = {
     # Money that arrives after the window closed and the stock went back: a person decides.
     _O.EXPIRED: (_O.ON_HOLD,),
     _O.ON_HOLD: (),
-    _O.CANCELLED: (),
+    # Money that arrives after the operator cancelled the order: the same, a person decides.
+    _O.CANCELLED: (_O.ON_HOLD,),
     _O.REFUNDED: (),
 }
 

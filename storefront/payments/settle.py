@@ -335,13 +335,18 @@ def _move_order(order: Order, attempt: PaymentAttempt, target: S, reason: str, g
         _late_money(order, ref)
 
 
+# Orders whose stock went back before the money came: the money is neither lost nor kept in
+# silence, the order waits for a person (refund it, or restock and send it).
+LATE_MONEY = {
+    OrderState.EXPIRED: "paid after the order expired and its stock was released",
+    OrderState.CANCELLED: "paid after the order was cancelled and its stock was released",
+}
+
+
 def _late_money(order: Order, ref: str) -> None:
-    if order.state == OrderState.EXPIRED:
-        orders.transition(
-            order,
-            OrderState.ON_HOLD,
-            f"{ref} paid after the order expired and its stock was released",
-        )
+    why = LATE_MONEY.get(OrderState(order.state))
+    if why is not None:
+        orders.transition(order, OrderState.ON_HOLD, f"{ref} {why}; to be refunded or sent")
     else:
         orders.note(
             order,
