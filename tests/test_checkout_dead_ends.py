@@ -73,3 +73,58 @@ def test_a_relayed_pending_page_reaches_the_receipt_with_its_refresh_stripped(
         "Thank you, your order is confirmed"
     )
     assert order.state == OrderState.AUTHORIZED
+
+
+def test_back_from_the_gateway_unpaid_the_cart_says_the_order_waits_and_offers_a_way_on(
+    page, shop, sandbox
+):
+    product_id, slug = product(shop, name="Darjeeling", price=800, stock=5)
+    checkout_in_chromium(page, shop, slug)
+    assert page.url.startswith(sandbox.url)  # the gateway's page
+    page.go_back()  # the browser's Back: the review page, which sends an empty cart home
+    page.shot("back-from-the-gateway")
+    order, _ = latest_order(shop)
+    assert page.url == f"{shop.url}/cart/"
+    assert f"Order {order.number} is waiting for payment." in page.content()
+
+    page.get_by_role("link", name="Continue to payment").click()
+    assert page.url.startswith(sandbox.url)  # the same payment, where the customer left it
+    page.go_back()
+    page.get_by_role("button", name="Change the order").click()
+    page.shot("order-changed")
+    assert page.url == f"{shop.url}/cart/"
+    assert f"Order {order.number} is cancelled and its items are back in your cart" in (
+        page.content()
+    )
+    assert "Darjeeling" in page.locator(".cart-table").inner_text()
+    assert "is waiting for payment" not in page.content()
+    changed, attempts = latest_order(shop)
+    assert changed.state == OrderState.CANCELLED
+    assert [a.state for a in attempts] == ["cancelled"]
+    with shop.db() as session:
+        from storefront.catalogue.models import Product
+
+        assert session.get(Product, product_id).stock == 5  # its stock went back
+
+
+def test_an_order_paid_in_another_tab_is_not_changed_back_into_the_cart(page, shop, sandbox):
+    """The customer pays in one tab, then presses "Change the order" on a cart page left open
+    in another: the shop asks the gateway first, and the paid order stays paid."""
+    _, slug = product(shop, name="Assam", price=650, stock=5)
+    checkout_in_chromium(page, shop, slug)
+    gateway_page = page.url
+    page.go_back()
+    assert "is waiting for payment" in page.content()
+    other = page.context.new_page()
+    other.shot = page.shot
+    other.goto(gateway_page)
+    pay_in_chromium(other, "4111111111111111")
+    assert "Thank you, your payment was received" in other.content()
+    page.get_by_role("button", name="Change the order").click()
+    page.shot("after-paying-elsewhere")
+    order, _ = latest_order(shop)
+    assert order.state == OrderState.PAID
+    assert page.url == f"{shop.url}/order/{order.receipt_token}"
+    assert "Thank you, your payment was received" in page.content()
+    page.goto(f"{shop.url}/cart/")
+    assert "Your cart is empty" in page.content()

@@ -10,30 +10,21 @@ person: a cancelled order's late payment is never lost nor kept in silence.
 
 from __future__ import annotations
 
-from sqlalchemy import update
-
 from storefront.admin import audit
 from storefront.admin.models import StaffUser
-from storefront.database import rows_changed
 from storefront.extensions import db
-from storefront.gateways import configured
-from storefront.gateways.base import EventKind
 from storefront.orders import service
 from storefront.orders.models import Order, OrderState
-from storefront.payments import backoffice, evidence
+from storefront.payments import backoffice, ending
 from storefront.payments.models import (
-    ALLOWED_FROM,
     OPEN_STATES,
     Actor,
     AttemptState,
     Cause,
     PaymentAttempt,
 )
-from storefront.payments.settle import may_ask, settle
-from storefront.timeutil import now_utc
 
 CANCELLABLE = (OrderState.PENDING_PAYMENT, OrderState.AUTHORIZED)
-ENDED_HERE = "The order was cancelled by the shop before the payment was completed."
 HOLD_NEEDS_PERMISSION = (
     "Cancelling this order voids its held payment, and your account may not void payments: "
     "ask an owner for the payments permission. Nothing was changed and nothing was sent to "
@@ -76,7 +67,7 @@ def cancel_order(order: Order, staff: StaffUser, reason: str) -> Order:
         )
     cause = Cause(Actor.STAFF, f"order cancelled by {staff.email}", staff.email)
     holds = {a.id for a in held(order)}
-    _ask_open_payments(order, cause)
+    ending.ask_open_payments(order, cause)
     if {a.id for a in held(order)} - holds:
         # The customer authorised a payment just now: the operator looks again before voiding
         # money they did not see held (and may lack the permission to).
@@ -107,17 +98,6 @@ def _check_cancellable(order: Order) -> None:
         )
 
 
-def _ask_open_payments(order: Order, cause: Cause) -> None:
-    """Ask the gateway about each payment still open before ending it on our side: a customer
-    who has just paid makes the order paid, and the cancel then refuses (the state check
-    under the lock, in ``_finish``)."""
-    for attempt in [a for a in order.attempts if a.state in OPEN_STATES]:
-        gateway = configured(attempt.gateway)
-        if gateway is not None and may_ask(attempt, gateway):
-            settle(attempt, cause)
-    db.session.refresh(order)
-
-
 def _finish(order: Order, staff: StaffUser, reason: str, cause: Cause, voided: bool) -> Order:
     order = service.lock(order.id)
     # A void's settlement moves the order to cancelled itself (stock included).
@@ -137,7 +117,7 @@ def _finish(order: Order, staff: StaffUser, reason: str, cause: Cause, voided: b
             raise NotCancelled(problem)
     for attempt in order.attempts:
         if attempt.state in OPEN_STATES:
-            _end_here(attempt, cause)
+            ending.end_here(attempt, cause)
     if order.state == OrderState.CANCELLED:
         service.note(order, f"cancelled by {staff.email}: {reason}")
     else:
@@ -147,27 +127,3 @@ def _finish(order: Order, staff: StaffUser, reason: str, cause: Cause, voided: b
     audit.record(staff.email, "order.cancel", order.number, reason)
     db.session.commit()
     return order
-
-
-def _end_here(attempt: PaymentAttempt, cause: Cause) -> None:
-    """End a payment the gateway cannot end for us: cancelled on our side, in the caller's
-    transaction. The gateway's later word still applies (``ALLOWED_FROM``: a cancelled
-    payment may still become paid), so late money is seen."""
-    ended = rows_changed(
-        update(PaymentAttempt)
-        .where(
-            PaymentAttempt.id == attempt.id,
-            PaymentAttempt.state.in_(ALLOWED_FROM[AttemptState.CANCELLED]),
-            PaymentAttempt.action.is_(None),
-        )
-        .values(state=AttemptState.CANCELLED, message=ENDED_HERE, updated_at=now_utc())
-        .execution_options(synchronize_session=False)
-    )
-    if ended == 1:
-        evidence.add(
-            attempt.id,
-            EventKind.DECISION,
-            f"{cause}: {attempt.state} → cancelled on our side (the gateway has no call to end "
-            "an unpaid payment); a late payment puts the order on hold",
-            cause,
-        )

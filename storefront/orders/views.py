@@ -178,6 +178,49 @@ def pay(token: str):
     return redirect(attempt.redirect_url, code=303)
 
 
+@bp.app_template_global()
+def waiting_order() -> Order | None:
+    """The order this browser placed last, while it still waits for payment: the cart page
+    says so, so that coming back from the gateway without paying is never a dead end."""
+    token = session.get("open_order")
+    if not token or not is_token(token):
+        return None
+    order = db.session.execute(
+        select(Order).where(Order.receipt_token == token)
+    ).scalar_one_or_none()
+    if order is None or order.state != OrderState.PENDING_PAYMENT or handoff.past_due(order):
+        return None
+    return order
+
+
+@bp.post("/<token>/change")
+def change(token: str):
+    """ "Change the order": the unpaid order is cancelled and its items come back to the cart,
+    to be changed and checked out anew. Only from the browser that placed it.
+
+    :raise 404: unknown token.
+    :raise 400: the form is not ours (CSRF), or the order was placed in another browser.
+    """
+    order = order_by_token(token)
+    if session.get("open_order") != token:
+        abort(400, _("This order was placed in another browser: change it from there."))
+    lines = [(line.product_id, line.quantity) for line in order.lines if line.product_id]
+    if not handoff.withdraw(order):
+        # Paid or held after all, or closed: the order's own page says which.
+        return redirect(url_for("orders.show", token=token), code=303)
+    cart_service.restore(lines)
+    session.pop("open_order", None)
+    session.pop("restored", None)
+    flash(
+        _(
+            "Order %(number)s is cancelled and its items are back in your cart: change it and "
+            "check out again.",
+            number=order.number,
+        )
+    )
+    return redirect(url_for("cart.show"), code=303)
+
+
 @bp.get("/<token>/pay")
 def resume(token: str):
     """Back to the gateway's page of the payment under way, if there is one.

@@ -31,9 +31,10 @@ from storefront.orders import basket
 from storefront.orders import service as orders
 from storefront.orders.basket import LineKind
 from storefront.orders.models import Order, OrderState
-from storefront.payments import evidence
+from storefront.payments import ending, evidence
 from storefront.payments.models import (
     FAILED_STATES,
+    OPEN_STATES,
     Actor,
     AttemptState,
     Cause,
@@ -238,3 +239,28 @@ def abandon(receipt_token: str, why: str) -> bool:
     )
     db.session.commit()
     return moved
+
+
+def withdraw(order: Order) -> bool:
+    """The customer changes an order they have not paid ("change the order"): each payment
+    still open is asked about, then ended on our side, and the order is cancelled, its stock
+    back. False, changing nothing, when the order is paid or held after all, or is no longer
+    waiting for payment."""
+    if order.state != OrderState.PENDING_PAYMENT:
+        return False
+    cause = Cause(Actor.CUSTOMER, "order changed by the customer")
+    ending.ask_open_payments(order, cause)
+    order = orders.lock(order.id)
+    if order.state != OrderState.PENDING_PAYMENT or any(a.action for a in order.attempts):
+        db.session.rollback()
+        return False
+    for attempt in order.attempts:
+        if attempt.state in OPEN_STATES:
+            ending.end_here(attempt, cause)
+    orders.transition(
+        order,
+        OrderState.CANCELLED,
+        "changed by the customer: cancelled, its items back in their cart; stock released",
+    )
+    db.session.commit()
+    return True
