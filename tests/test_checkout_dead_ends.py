@@ -128,3 +128,53 @@ def test_an_order_paid_in_another_tab_is_not_changed_back_into_the_cart(page, sh
     assert "Thank you, your payment was received" in page.content()
     page.goto(f"{shop.url}/cart/")
     assert "Your cart is empty" in page.content()
+
+
+def test_an_order_is_found_from_the_footer_by_the_reference_the_gateway_showed(
+    page, make_shop, sandbox
+):
+    shop = make_shop(GATEWAYS="altapay")
+    _, slug = product(shop, name="Kenya AA", price=1250, stock=3)
+    checkout_in_chromium(page, shop, slug)
+    pay_altapay_in_chromium(page)
+    order, attempts = latest_order(shop)
+    shown = attempts[0].reference  # what the gateway's pages call the payment: "N_1"
+    assert shown != order.number and shown.startswith(order.number)
+
+    fresh = page.context.new_page()  # another day: the customer has only the gateway's mail
+    fresh.goto(f"{shop.url}/")
+    fresh.get_by_role("link", name="Find your order").click()
+    fresh.fill("#number", f"  order {shown.lower()} ")
+    fresh.fill("#email", "ANN@example.com")
+    fresh.screenshot(path=str(page.shot("before-lookup").with_name("lookup.png")), full_page=True)
+    fresh.get_by_role("button", name="Find order").click()
+    assert fresh.url == f"{shop.url}/order/{order.receipt_token}"
+    assert order.number in fresh.content()
+
+
+def test_the_details_form_reads_like_a_shop_and_says_what_to_fix(page, make_shop, sandbox):
+    shop = make_shop(GATEWAYS="rbs,altapay", ALTAPAY_METHOD_NAME="Card or MobilePay")
+    _, slug = product(shop, name="Sencha", price=900, stock=3)
+    page.goto(f"{shop.url}/p/{slug}")
+    page.get_by_role("button", name="Add to cart").click()
+    page.get_by_role("link", name="Checkout").click()
+    page.shot("details")
+    assert page.locator("#country option:checked").inner_text() == "Ireland"
+    countries = page.locator("#country option").all_inner_texts()
+    for aggregate in ("Afghanistan", "Ireland", "Germany"):
+        assert aggregate in countries
+    for pseudo in ("Eurozone", "European Union", "Unknown Region", "Pseudo-Accents", "world"):
+        assert pseudo not in countries
+    labels = page.locator("fieldset .choice label").all_inner_texts()
+    assert labels == ["Card", "Card or MobilePay"]
+    assert "Card (AltaPay)" not in page.content()
+    assert "processed by AltaPay" in page.content()
+
+    page.fill("#email", "not-an-address")
+    page.get_by_role("button", name="Review your order").click()
+    page.shot("details-errors")
+    summary = page.locator(".error-summary")
+    assert summary.get_by_role("heading").inner_text().startswith("Please check these")
+    summary.get_by_role("link", name="Email: Invalid email address.").click()
+    assert page.url.endswith("#email")
+    assert summary.get_by_role("link").count() >= 6  # each field to fix, linked
