@@ -4,6 +4,8 @@ find the sale in the stock history. Screenshots of each step are kept in test-ar
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PIL import Image, ImageDraw
 from sqlalchemy import select
@@ -114,6 +116,39 @@ def test_a_merchants_day_in_chromium(page, make_shop, sandbox, tmp_path):
     assert sale.get_by_role("link", name=f"order {order.number}").is_visible()
     assert "delivery from the roaster" in history.inner_text()
     page.shot("stock-history")
+
+    # The parcel goes out: carrier and tracking number, and the customer is told.
+    page.goto(f"{shop.url}/admin/orders/{order.number}")
+    page.get_by_label("Carrier").fill("An Post")
+    page.get_by_label("Tracking number").fill("CE123456789IE")
+    page.get_by_role("button", name="Mark dispatched").click()
+    assert page.get_by_role("status").filter(has_text="marked dispatched").is_visible()
+    page.shot("dispatched")
+    mails = list((Path(shop.app.instance_path) / "mail").glob(f"{order.number}-dispatched-*.eml"))
+    assert len(mails) == 1 and "CE123456789IE" in mails[0].read_text()
+
+    # One bag comes back torn: refund it, and it goes back on the shelf.
+    page.get_by_label("Quantity of Rwanda Huye, 250 g to refund").fill("1")
+    page.get_by_label("Put Rwanda Huye, 250 g back in stock").check()
+    page.locator("#refund-lines").get_by_label("Why is it refunded?").fill("one bag arrived torn")
+    page.shot("refund-a-line")
+    page.get_by_role("button", name="Refund the chosen lines").click()
+    page.shot("line-refunded")
+    refunded, [attempt] = latest_order(shop)
+    assert refunded.state == OrderState.PARTIALLY_REFUNDED and attempt.refunded == 950
+    with shop.db() as session:
+        product = session.execute(
+            select(Product).where(Product.slug == "rwanda-huye-250-g")
+        ).scalar_one()
+        assert product.stock == 9
+
+    # The order's whole story, oldest first.
+    history = page.locator("#history table").inner_text()
+    steps = ["pending payment", "paid", "dispatched", "partially refunded"]
+    positions = [history.lower().find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), history
+    assert "An Post" in history or "CE123456789IE" in page.content()
+    page.shot("order-timeline")
 
     page.get_by_role("link", name="Activity").click()
     assert page.get_by_role("cell", name="product created").is_visible()
