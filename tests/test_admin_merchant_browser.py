@@ -153,6 +153,9 @@ def test_a_merchants_day_in_chromium(page, make_shop, sandbox, tmp_path):
     page.get_by_role("link", name="Activity").click()
     assert page.get_by_role("cell", name="product created").is_visible()
     page.shot("activity")
+    page.get_by_role("link", name="Dashboard").click()
+    assert "€19.00" in page.content()  # today's takings: the sale
+    page.shot("dashboard")
 
     # The evening: two-step sign-in for the owner's own account.
     page.get_by_role("link", name="Your account").click()
