@@ -34,7 +34,7 @@ from pathlib import Path
 
 import requests
 
-from bench import load, machine, queries, report, servers, shopper
+from bench import cold, load, machine, queries, report, servers, shopper
 from bench.report import DatabaseRun, Row
 from bench.seed import seed_database
 
@@ -153,12 +153,12 @@ def measure_shop(
     )
     try:
         for number, size in enumerate(args.products):
-            with shop_on(run, new_database(f"shop-{size}"), processes, folder, sandbox, size) as (
-                shop,
-                slugs,
-            ):
+            url = new_database(f"shop-{size}")
+            with shop_on(run, url, processes, folder, sandbox, size) as (shop, slugs):
                 run.pages_at[size] = pages = []
                 measure_pages(run, pages, shop, slugs, args)
+                log(f"{run.database}: pages from the database, page cache emptied each time")
+                run.cold_at[size] = cold.measure_cold(url, folder / f"cold-{size}")
                 if number == 0:
                     run.pages = pages
                     measure_orders(run, shop.url, sandbox.url, slugs, args)
@@ -346,6 +346,12 @@ def print_report(args, started, seconds, described, bare: Row, runs: list[Databa
             "products.",
             "",
             *report.scale_table(run),
+            "",
+            "The same pages rendered from the database, the page cache emptied before each "
+            f"request (in process, {cold.ROUNDS} requests each: median and slowest but one, ms): "
+            "what the first view after a change of the catalogue costs.",
+            "",
+            *report.cold_table(run),
             "",
             f"### {run.database}: SQL statements per page",
             "",

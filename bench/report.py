@@ -51,6 +51,8 @@ class DatabaseRun:
     queries: dict[int, dict[str, int]] = field(default_factory=dict)
     # The pages measured at each catalogue size (``pages`` is those at the first size).
     pages_at: dict[int, list[Row]] = field(default_factory=dict)
+    # Each page's (median, slowest but one) ms when rendered from the database, per size.
+    cold_at: dict[int, dict[str, tuple[float, float]]] = field(default_factory=dict)
 
 
 def growth(run: DatabaseRun) -> list[tuple[str, float, float]]:
@@ -144,6 +146,20 @@ def scale_table(run: DatabaseRun) -> list[str]:
         )
     header = ["Page", *(f"{size:,} products" for size in sizes), "cost ×", "p95 ×"]
     return _table(header, rows)
+
+
+def cold_table(run: DatabaseRun) -> list[str]:
+    sizes = sorted(run.cold_at)
+    labels = list(run.cold_at[sizes[0]]) if sizes else []
+    rows = []
+    for label in labels:
+        cells = [
+            f"{_ms(run.cold_at[size][label][0])} / {_ms(run.cold_at[size][label][1])}"
+            for size in sizes
+        ]
+        first, last = run.cold_at[sizes[0]][label][0], run.cold_at[sizes[-1]][label][0]
+        rows.append([label, *cells, _ratio(last, first)])
+    return _table(["Page", *(f"{size:,} products" for size in sizes), "median ×"], rows)
 
 
 def slow_table(run: DatabaseRun) -> list[str]:
