@@ -118,12 +118,7 @@ def test_the_order_cannot_go_on_without_accepting_the_terms(shopper):
 def test_errors_are_summed_up_at_the_top_with_a_link_to_each_field(shopper):
     form = page(shopper.get("/checkout/")).form("/checkout/")
     response = shopper.post(
-        "/checkout/",
-        data={
-            "csrf_token": form.fields["csrf_token"],
-            "email": "not-an-address",
-            "billing_same": "y",  # ticked, as the form comes
-        },
+        "/checkout/", data={"csrf_token": form.fields["csrf_token"], "email": "not-an-address"}
     )
     html = response.get_data(as_text=True)
     assert 'role="alert"' in html[html.index('<div class="error-summary"') :][:120]
@@ -198,6 +193,15 @@ def test_a_phone_number_that_is_none_is_refused_with_a_clear_error(shopper, phon
         "phone": "Phone (optional): Please enter a phone number of 6 to 20 digits"
         " (spaces, +, - and brackets are fine)."
     }
+
+
+def test_details_sent_without_the_billing_fields_have_no_billing_address_of_their_own(shopper):
+    # As a client that never showed the form sends them: no box, and no billing field either.
+    form = page(shopper.get("/checkout/")).form("/checkout/")
+    data = {"csrf_token": form.fields["csrf_token"], "gateway": "rbs", **CUSTOMER}
+    assert shopper.post("/checkout/", data=data).status_code == 303
+    html = shopper.get("/checkout/review").get_data(as_text=True)
+    assert "The same as the delivery address" in html
 
 
 def test_with_the_box_ticked_the_billing_fields_are_ignored(shopper):

@@ -108,7 +108,7 @@ def billing(form, field) -> None:
     """The billing fields count only when the billing address differs from the delivery one.
     Without JavaScript they are always in the page, so with the box ticked whatever they hold
     is ignored; unticked, each is required."""
-    if form.billing_same.data:
+    if not form.billing_differs():
         raise StopValidation()
     if not field.raw_data or not field.raw_data[0].strip():
         raise StopValidation(
@@ -170,6 +170,21 @@ class DetailsForm(FlaskForm):
         _l("I accept the terms and conditions"),
         validators=[InputRequired(message=_l("Please accept the terms and conditions to order."))],
     )
+
+    def billing_differs(self) -> bool:
+        """Whether the customer gave a billing address of its own: the box unticked. The page
+        always holds the billing fields, so a browser sends them, empty or not; a submission
+        with none of them in it gave no billing address, and the delivery address is it."""
+        return not self.billing_same.data and any(self[name].raw_data for name in BILLING_FIELDS)
+
+
+BILLING_FIELDS = (
+    "billing_name",
+    "billing_address",
+    "billing_city",
+    "billing_postcode",
+    "billing_country",
+)
 
 
 class PlaceOrderForm(FlaskForm):

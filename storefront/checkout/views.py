@@ -12,7 +12,13 @@ from flask import Blueprint, abort, flash, redirect, render_template, session, u
 from flask_babel import gettext as _
 
 from storefront.cart import service as cart_service
-from storefront.checkout.forms import DetailsForm, PlaceOrderForm, country_choices, shop_country
+from storefront.checkout.forms import (
+    BILLING_FIELDS,
+    DetailsForm,
+    PlaceOrderForm,
+    country_choices,
+    shop_country,
+)
 from storefront.gateways import method_name, offered
 from storefront.orders import service as orders
 from storefront.payments.handoff import (
@@ -28,7 +34,6 @@ bp = Blueprint("checkout", __name__, url_prefix="/checkout")
 DETAILS = "checkout"  # session key of the customer's details between the two steps
 KEY = "checkout_key"
 TYPED = ("email", "name", "address", "city", "postcode", "country", "phone", "gateway", "note")
-BILLING = ("billing_name", "billing_address", "billing_city", "billing_postcode", "billing_country")
 
 
 def _details_form() -> DetailsForm:
@@ -53,12 +58,12 @@ def start():
         return redirect(url_for("cart.show"))
     form = _details_form()
     if form.validate_on_submit():
-        same = form.billing_same.data
+        same = not form.billing_differs()
         session[DETAILS] = {
             **{name: (getattr(form, name).data or "").strip() for name in TYPED},
             "billing_same": same,
             # Ticked, the billing fields are ignored: the order has no billing address of its own.
-            **{name: "" if same else getattr(form, name).data.strip() for name in BILLING},
+            **{name: "" if same else getattr(form, name).data.strip() for name in BILLING_FIELDS},
         }
         return redirect(url_for("checkout.review"), code=303)
     processors = {g.name: g.processor for g in offered()}
@@ -125,7 +130,7 @@ def place():
         return redirect(url_for("checkout.start"))
     # Details kept from before the phone, billing and note fields existed have none of them.
     customer = orders.CustomerDetails(
-        **{k: details.get(k, "") for k in (*TYPED, *BILLING) if k != "gateway"}
+        **{k: details.get(k, "") for k in (*TYPED, *BILLING_FIELDS) if k != "gateway"}
     )
     try:
         order, created = orders.place_order(
