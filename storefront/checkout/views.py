@@ -12,7 +12,13 @@ from flask import Blueprint, abort, flash, redirect, render_template, session, u
 from flask_babel import gettext as _
 
 from storefront.cart import service as cart_service
-from storefront.checkout.forms import DetailsForm, PlaceOrderForm, country_choices, shop_country
+from storefront.checkout.forms import (
+    BILLING_FIELDS,
+    DetailsForm,
+    PlaceOrderForm,
+    country_choices,
+    shop_country,
+)
 from storefront.gateways import method_name, offered
 from storefront.orders import service as orders
 from storefront.payments.handoff import (
@@ -27,13 +33,16 @@ bp = Blueprint("checkout", __name__, url_prefix="/checkout")
 
 DETAILS = "checkout"  # session key of the customer's details between the two steps
 KEY = "checkout_key"
+TYPED = ("email", "name", "address", "city", "postcode", "country", "phone", "gateway", "note")
 
 
 def _details_form() -> DetailsForm:
     form = DetailsForm(data=session.get(DETAILS))
-    form.country.choices = country_choices()
+    form.country.choices = form.billing_country.choices = country_choices()
     if not form.country.data:
         form.country.data = shop_country()
+    if not form.billing_country.data:
+        form.billing_country.data = shop_country()
     form.gateway.choices = [(g.name, method_name(g)) for g in offered()]
     if not form.gateway.data and form.gateway.choices:
         form.gateway.data = form.gateway.choices[0][0]
@@ -49,9 +58,12 @@ def start():
         return redirect(url_for("cart.show"))
     form = _details_form()
     if form.validate_on_submit():
+        same = not form.billing_differs()
         session[DETAILS] = {
-            name: getattr(form, name).data.strip()
-            for name in ("email", "name", "address", "city", "postcode", "country", "gateway")
+            **{name: (getattr(form, name).data or "").strip() for name in TYPED},
+            "billing_same": same,
+            # Ticked, the billing fields are ignored: the order has no billing address of its own.
+            **{name: "" if same else getattr(form, name).data.strip() for name in BILLING_FIELDS},
         }
         return redirect(url_for("checkout.review"), code=303)
     processors = {g.name: g.processor for g in offered()}
@@ -116,8 +128,9 @@ def place():
         return redirect(url_for("checkout.start"))
     if details.get("gateway") not in {g.name for g in offered()}:
         return redirect(url_for("checkout.start"))
+    # Details kept from before the phone, billing and note fields existed have none of them.
     customer = orders.CustomerDetails(
-        **{k: details[k] for k in ("email", "name", "address", "city", "postcode", "country")}
+        **{k: details.get(k, "") for k in (*TYPED, *BILLING_FIELDS) if k != "gateway"}
     )
     try:
         order, created = orders.place_order(

@@ -86,6 +86,15 @@ class Order(Model):
     city: Mapped[str] = mapped_column(String(120))
     postcode: Mapped[str] = mapped_column(String(20))
     country: Mapped[str] = mapped_column(String(2))
+    phone: Mapped[str] = mapped_column(String(40), default="", server_default="")  # as typed
+    # The billing address when it differs from the delivery one; all "" when it is the same.
+    billing_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    billing_address: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    billing_city: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    billing_postcode: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    billing_country: Mapped[str] = mapped_column(String(2), default="", server_default="")
+    # The customer's note to the shop, plain text (staff notes are admin.models.OrderNote).
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     currency: Mapped[str] = mapped_column(String(3))
     total: Mapped[int]  # minor units, the sum of the frozen lines and the delivery
@@ -115,6 +124,11 @@ class Order(Model):
     @property
     def latest_attempt(self):
         return self.attempts[-1] if self.attempts else None
+
+    @property
+    def has_billing_address(self) -> bool:
+        """Whether the customer gave a billing address other than the delivery one."""
+        return bool(self.billing_address)
 
     @property
     def is_payable(self) -> bool:

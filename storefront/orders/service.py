@@ -56,6 +56,14 @@ class CustomerDetails:
     city: str
     postcode: str
     country: str
+    phone: str = ""
+    # A billing address of its own, or all "": the same as the delivery address.
+    billing_name: str = ""
+    billing_address: str = ""
+    billing_city: str = ""
+    billing_postcode: str = ""
+    billing_country: str = ""
+    note: str = ""  # the customer's note to the shop, plain text
 
 
 # What a URL key of ours can look like (base64url): anything else is refused before a query.
@@ -115,6 +123,13 @@ def place_order(
             city=details.city,
             postcode=details.postcode,
             country=details.country,
+            phone=details.phone,
+            billing_name=details.billing_name,
+            billing_address=details.billing_address,
+            billing_city=details.billing_city,
+            billing_postcode=details.billing_postcode,
+            billing_country=details.billing_country,
+            note=details.note,
             currency=currency,
             total=sum(product.price * quantity for product, quantity in lines) + delivery[1],
             delivery_name=delivery[0],
