@@ -165,7 +165,7 @@ def test_the_details_form_reads_like_a_shop_and_says_what_to_fix(page, make_shop
         assert aggregate in countries
     for pseudo in ("Eurozone", "European Union", "Unknown Region", "Pseudo-Accents", "world"):
         assert pseudo not in countries
-    labels = page.locator("fieldset .choice label").all_inner_texts()
+    labels = page.locator("fieldset:has(input[name=gateway]) .choice label").all_inner_texts()
     assert labels == ["Card", "Card or MobilePay"]
     assert "Card (AltaPay)" not in page.content()
     assert "processed by AltaPay" in page.content()
