@@ -123,6 +123,12 @@ def translate(text: str, language: str, **values: Any) -> str:
 
 
 @pass_context
+def shown_in(context) -> str:
+    """The templates' ``shown_in()``: the page's language for ``<html lang>``."""
+    return page_language(context.get("lang"))
+
+
+@pass_context
 def say(context, text: str, **values: Any) -> str:
     """The templates' ``say("Card number")``: in the page's ``lang`` (English when unset)."""
     return translate(text, page_language(context.get("lang")), **values)

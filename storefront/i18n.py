@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import (
@@ -56,6 +56,7 @@ def init_app(app: Flask) -> None:
     # {% trans %} blocks are written across lines; their text is one sentence.
     app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.jinja_env.filters["translated"] = translated
+    app.jinja_env.filters["language_in_english"] = language_in_english
     app.register_blueprint(bp)
     app.context_processor(_globals)
     app.after_request(_vary)
@@ -146,6 +147,16 @@ def language_name(code: str) -> str:
     """A language named in itself, as a switcher shows it: 'Deutsch', 'Русский'."""
     name = Locale.parse(code).get_display_name(code) or code
     return name[:1].upper() + name[1:]
+
+
+@functools.lru_cache(maxsize=32)
+def language_in_english(code: str) -> str:
+    """A language as the (English) back office names it: 'German (de)'."""
+    try:
+        name = Locale.parse(code).get_display_name("en")
+    except (ValueError, UnknownLocaleError):
+        name = None
+    return f"{name} ({code})" if name else code
 
 
 @bp.get("/language/<code>")
