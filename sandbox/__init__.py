@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from flask import Flask
 
+from sandbox.languages import say, shown_in
 from sandbox.store import Store
 
 DEFAULTS = {
@@ -62,6 +63,8 @@ def create_app(config: Mapping | None = None) -> Flask:
             app.config[key] = os.environ[key]
     app.config.update(config or {})
     app.extensions["sandbox_store"] = Store(app.config["SANDBOX_DB"])
+    # A hosted page's texts in the language of its payment request (sandbox.languages).
+    app.jinja_env.globals.update(say=say, shown_in=shown_in)
 
     from sandbox import control
 

@@ -924,7 +924,7 @@ def _card_fields(card: dict | None) -> dict:
 
 
 def _form_page(req: dict, error: str = ""):
-    context = {"req": req, "error": error, "test_cards": TEST_CARDS}
+    context = {"req": req, "error": error, "test_cards": TEST_CARDS, "lang": req["language"]}
     action = url_for("altapay.request_form", pid=req["pid"])
     fields = render_template("sandbox/altapay_fields.html", **context)
     page = _merchant_form(req, action, fields)

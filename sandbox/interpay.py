@@ -504,6 +504,8 @@ def _form(doc: dict, errors: list[str] | None = None, status: int = 200):
     page = render_template(
         "sandbox/interpay_pay.html",
         doc=doc,
+        # LANG is E or F (§1.3): the page is English or French.
+        lang="fr" if doc.get("lang") == "F" else "en",
         amount=amount,
         currency=currency,
         errors=errors or [],

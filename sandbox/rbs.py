@@ -892,6 +892,7 @@ def _render_form(order: Mapping, error: str | None = None, values: Mapping | Non
     return render_template(
         "sandbox/rbs_payment.html",
         order=order,
+        lang=order["language"],
         amount=_major(order["amount"], order["currency"]),
         action=_page_url(order),
         cards=[(pan, text) for pan, (_, text) in TEST_CARDS.items()],

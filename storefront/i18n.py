@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import (
@@ -61,6 +61,7 @@ def init_app(app: Flask) -> None:
     jinja: Any = app.jinja_env  # the i18n extension's method, which the stubs do not know
     jinja.install_gettext_callables(_gettext, _ngettext, newstyle=True)
     app.jinja_env.filters["translated"] = translated
+    app.jinja_env.filters["language_in_english"] = language_in_english
     app.register_blueprint(bp)
     app.context_processor(_globals)
     app.after_request(_vary)
@@ -111,11 +112,36 @@ def select_locale() -> str:
     shop's default. The back office is English whatever the customer pages are in."""
     if request.blueprint == "admin":
         return "en"
-    supported = supported_locales()
-    chosen = session.get(SESSION_KEY)
-    if isinstance(chosen, str) and chosen in supported:
+    chosen = chosen_locale()
+    if chosen is not None:
         return chosen
-    return request.accept_languages.best_match(supported) or default_locale()
+    return request.accept_languages.best_match(supported_locales()) or default_locale()
+
+
+def chosen_locale() -> str | None:
+    """The language the customer picked with the switcher in this session, if any."""
+    if not has_request_context() or request.blueprint == "admin":
+        return None
+    chosen = session.get(SESSION_KEY)
+    return chosen if isinstance(chosen, str) and chosen in supported_locales() else None
+
+
+def order_page_locale(order_locale: str) -> str:
+    """The language an order's own pages (receipt, pending, failure) are shown in: the one the
+    order was placed in, as its mails are, so that a receipt link opened from a German mail on
+    an English browser, or a page the gateway fetches and relays, reads like the mail. A
+    customer who picks another language with the switcher gets that one: the switcher must
+    work on every page."""
+    chosen = chosen_locale()
+    if chosen is not None:
+        return chosen
+    return order_locale if order_locale in supported_locales() else current_locale()
+
+
+def shop_locale(code: str | None) -> str:
+    """``code`` when the shop speaks it (a language a gateway names back to us), else this
+    request's language."""
+    return code if code and code in supported_locales() else current_locale()
 
 
 def current_locale() -> str:
@@ -144,6 +170,16 @@ def language_name(code: str) -> str:
     """A language named in itself, as a switcher shows it: 'Deutsch', 'Русский'."""
     name = Locale.parse(code).get_display_name(code) or code
     return name[:1].upper() + name[1:]
+
+
+@functools.lru_cache(maxsize=32)
+def language_in_english(code: str) -> str:
+    """A language as the (English) back office names it: 'German (de)'."""
+    try:
+        name = Locale.parse(code).get_display_name("en")
+    except (ValueError, UnknownLocaleError):
+        name = None
+    return f"{name} ({code})" if name else code
 
 
 @bp.get("/language/<code>")

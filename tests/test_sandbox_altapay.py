@@ -616,3 +616,18 @@ def test_payments_answers_at_most_ten_rows(sandbox):
     [one] = transactions(sandbox, transaction_id=text(rows[2], "TransactionId"))
     assert text(one, "PaymentId") == text(rows[2], "PaymentId")
     assert len(transactions(sandbox, payment_id=text(rows[0], "PaymentId"))) == 3
+
+
+@pytest.mark.parametrize(
+    ("language", "heading", "cancel"),
+    [
+        ("en", "Card payment", "Cancel payment"),
+        ("de", "Kartenzahlung", "Zahlung abbrechen"),
+        ("ru", "Оплата картой", "Отменить оплату"),
+        ("sv", "Card payment", "Cancel payment"),  # offered, but the sandbox has no Swedish
+    ],
+)
+def test_the_built_in_page_is_in_the_requested_language(sandbox, language, heading, cancel):
+    _, url = create(sandbox, language=language)
+    page = requests.get(url, timeout=10).text
+    assert f"<h1>{heading}</h1>" in page and f">{cancel}</button>" in page

@@ -542,3 +542,16 @@ def test_html_instead_of_an_answer(sandbox):
     assert response.status_code == 200 and response.text.startswith("<!doctype html>")
     with pytest.raises(json.JSONDecodeError):
         json.loads(response.text)
+
+
+@pytest.mark.parametrize(
+    ("lang", "html_lang", "heading", "cancel"),
+    [("E", "en", "Payment", "Cancel"), ("F", "fr", "Paiement", "Annuler")],
+)
+def test_the_hosted_page_is_in_english_or_french_as_lang_asks(
+    sandbox, lang, html_lang, heading, cancel
+):
+    reply = start(sandbox, LANG=lang)
+    page = requests.get(reply["URL"], timeout=10).text
+    assert f'<html lang="{html_lang}">' in page
+    assert f"<h1>{heading}</h1>" in page and f">{cancel}</button>" in page

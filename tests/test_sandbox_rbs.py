@@ -912,3 +912,19 @@ def test_no_callback_without_a_target(sandbox):
     reply = register(sandbox)
     pay(reply["formUrl"])
     assert "delivery" not in sandbox.state()
+
+
+@pytest.mark.parametrize(
+    ("language", "lang", "pay", "cancel"),
+    [
+        ("en", "en", "Pay 20.00 EUR", "Cancel"),
+        ("de", "de", "20.00 EUR bezahlen", "Abbrechen"),
+        ("ru", "ru", "Оплатить 20.00 EUR", "Отмена"),
+        ("xx", "en", "Pay 20.00 EUR", "Cancel"),  # not known: the default page, no error
+    ],
+)
+def test_the_payment_page_is_in_the_registered_language(sandbox, language, lang, pay, cancel):
+    reply = register(sandbox, language=language)
+    page = requests.get(reply["formUrl"], timeout=10).text
+    assert f'<html lang="{lang}">' in page
+    assert f">{pay}</button>" in page and f">{cancel}</button>" in page

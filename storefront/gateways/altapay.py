@@ -76,6 +76,16 @@ class AltaPayGateway(HttpGateway):
     title = "Card (AltaPay)"
     processor = "AltaPay"
     url_setting = "ALTAPAY_URL"
+    # The payment page languages we assume every AltaPay terminal offers (its payment window's
+    # list, which the sandbox shares): German and Russian among them, so this shop's three
+    # are all sent; a language outside it would make createPaymentRequest fail (§3.2).
+    page_languages = frozenset(
+        re.findall(
+            r"[a-z]{2}",
+            "cs da de el en es et fi fr hr hu is it ja lt lv nb nl no pl pt ro ru sk sl sv th "
+            "tr zh",
+        )
+    )
     required_settings = ("ALTAPAY_USERNAME", "ALTAPAY_PASSWORD", "ALTAPAY_SECRET")
     # The gateway POSTs our ok/fail/open pages and shows the customer what we answer (with
     # JavaScript stripped); the notification is for the gateway alone.
@@ -150,7 +160,6 @@ class AltaPayGateway(HttpGateway):
             "shop_orderid": request.reference,
             "amount": to_two_decimals(request.amount, request.currency),
             "currency": request.currency,
-            "language": request.language,
             "type": "paymentAndCapture" if self.capture_at_once else "payment",
             "transaction_info[order_number]": request.order_number,
             "customer_info[email]": request.email,
@@ -158,6 +167,11 @@ class AltaPayGateway(HttpGateway):
             "customer_info[billing_lastname]": last,
             "customer_info[billing_country]": request.country,
         }
+        # An unsupported language is an error (§3.2): one AltaPay lacks is not sent, and the
+        # gateway takes the browser's Accept-Language instead.
+        language = self.page_language(request.language)
+        if language:
+            fields["language"] = language
         for kind, parameter in CALLBACK_CONFIG.items():
             if kind == "form" and not self.payment_page:
                 continue

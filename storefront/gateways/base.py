@@ -63,7 +63,7 @@ class PaymentRequest:
     email: str
     customer_name: str
     country: str  # ISO 3166 alpha-2
-    language: str  # ISO 639-1
+    language: str  # the order's language as the shop holds it ("de", "pt_BR"): see page_language
     lines: tuple[Line, ...]
     return_url: str  # absolute: where the browser comes back after paying
     fail_url: str  # absolute: where the browser comes back after failing or cancelling
@@ -247,6 +247,19 @@ class Gateway:
     @property
     def acknowledges(self) -> bool:
         return False
+
+    # The languages the gateway shows its payment page in, as it names them (ISO 639-1); an
+    # empty set: any, the gateway falling back to its own default for one it lacks.
+    page_languages: ClassVar[frozenset[str]] = frozenset()
+
+    def page_language(self, language: str) -> str | None:
+        """What to ask the gateway's page to be in for an order in ``language`` (the shop's
+        locale, ``"de"`` or ``"pt_BR"``): its ISO 639-1 part, or None to send none and let the
+        gateway choose, where it does not offer that language."""
+        code = language.replace("-", "_").split("_", 1)[0].lower()
+        if not code or (self.page_languages and code not in self.page_languages):
+            return None
+        return code
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Gateway:

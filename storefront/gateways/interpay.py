@@ -72,6 +72,9 @@ class InterPayGateway(HttpGateway):
     title = "Card (InterPay)"
     processor = "InterPay"
     url_setting = "INTERPAY_URL"
+    # StartSession's LANG is E (English, the default) or F (French) and nothing else (§1.3):
+    # an order in German or Russian gets InterPay's English page.
+    page_languages = frozenset({"en", "fr"})
     required_settings = ("INTERPAY_TERMID", "INTERPAY_PASS")
     supports_refund = False  # Web-Redirect has no refund message
     partial_capture = False  # Ack confirms the whole authorization or nothing
@@ -189,7 +192,7 @@ class InterPayGateway(HttpGateway):
             "DESC": _clean(request.description, 60),
             "SUCCESSURL": request.return_url,
             "FAILUREURL": request.fail_url,
-            "LANG": "F" if request.language.lower().startswith("fr") else "E",
+            "LANG": "F" if self.page_language(request.language) == "fr" else "E",
         }
 
     # What came back -----------------------------------------------------------------------

@@ -145,10 +145,13 @@ class RbsGateway(HttpGateway):
             "failUrl": request.fail_url,
             # Sber-era deployments reject long descriptions and %, +, CR, LF in them.
             "description": re.sub(r"[%+\r\n]", " ", request.description)[:24],
-            "language": request.language,
             "email": request.email,
             "jsonParams": json.dumps({"email": request.email}),
         }
+        # Any ISO 639-1 code will do (§2.2): a bank without that language shows its default.
+        language = self.page_language(request.language)
+        if language:
+            fields["language"] = language
         if request.callback_urls.get("notification"):
             fields["dynamicCallbackUrl"] = request.callback_urls["notification"]
         bundle = self._order_bundle(request)

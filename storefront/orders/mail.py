@@ -24,6 +24,7 @@ from flask import (
     render_template,
     url_for,
 )
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 
@@ -126,6 +127,13 @@ def _send(message: OutboxMessage) -> int:
 
 
 def _compose(kind: str, order: Order) -> EmailMessage:
+    """The message in the order's language, not the one of the request that happens to send
+    it: a drain after another customer's page, or the reconciler, speaks for this order."""
+    with force_locale(order.locale):
+        return _compose_in_locale(kind, order)
+
+
+def _compose_in_locale(kind: str, order: Order) -> EmailMessage:
     receipt_url = current_app.config["PUBLIC_URL"] + url_for(
         "orders.show", token=order.receipt_token
     )

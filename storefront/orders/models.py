@@ -101,6 +101,9 @@ class Order(Model):
     # The delivery chosen, frozen at placement (VAT included, standard rate); "" and 0: none.
     delivery_name: Mapped[str] = mapped_column(String(120), default="", server_default="")
     delivery_price: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The customer's language when the order was placed (``"de"``): its mails, and the
+    # gateway's payment page, are in it, whenever and by whichever process they are made.
+    locale: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=now_utc, onupdate=now_utc

@@ -20,6 +20,7 @@ from storefront.catalogue import stock as stock_history
 from storefront.catalogue.models import Product
 from storefront.database import rows_changed
 from storefront.extensions import db
+from storefront.i18n import current_locale
 from storefront.orders import vat
 from storefront.orders.models import (
     ORDER_MAILS,
@@ -134,6 +135,7 @@ def place_order(
             total=sum(product.price * quantity for product, quantity in lines) + delivery[1],
             delivery_name=delivery[0],
             delivery_price=delivery[1],
+            locale=current_locale(),
             payment_due_by=now_utc() + window,
             lines=[
                 OrderLine(

@@ -18,12 +18,14 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from storefront.cart import service as cart_service
 from storefront.extensions import db
 from storefront.gateways import offered
+from storefront.i18n import order_page_locale
 from storefront.orders.forms import LookupForm, PayForm
 from storefront.orders.models import Order, OrderState
 from storefront.orders.service import is_token
@@ -100,8 +102,15 @@ def show(token: str):
 
 
 def render_order(order: Order, status: int = 200, relayed: bool = False):
-    """The page for the order's state. ``relayed``: the page is an answer to the gateway, which
-    shows it to the customer from its own origin, so it holds no session-bound forms."""
+    """The page for the order's state, in the order's language unless the customer chose
+    another (:func:`storefront.i18n.order_page_locale`). ``relayed``: the page is an answer to
+    the gateway, which shows it to the customer from its own origin, so it holds no
+    session-bound forms."""
+    with force_locale(order_page_locale(order.locale)):
+        return _render_order(order, status, relayed)
+
+
+def _render_order(order: Order, status: int, relayed: bool):
     attempt = order.latest_attempt
     context = {"order": order, "attempt": attempt, "relayed": relayed}
     if order.state in RECEIPT_STATES:

@@ -147,7 +147,7 @@ def _payment_request(order: Order, attempt: PaymentAttempt, gateway: Gateway) ->
         email=order.email,
         customer_name=order.name,
         country=order.country,
-        language="en",
+        language=order.locale,
         lines=_lines(order),
         return_url=return_url,
         fail_url=return_url,

@@ -16,9 +16,11 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask_babel import force_locale
 
 from storefront.extensions import csrf
 from storefront.gateways import configured
+from storefront.i18n import shop_locale
 from storefront.orders.views import render_order
 from storefront.payments import receive
 from storefront.ratelimit import limited
@@ -107,7 +109,10 @@ def altapay_payment_page():
     """
     if configured("altapay") is None:
         abort(404)
-    return absolute_urls(render_template("payments/altapay_payment_page.html"))
+    # The gateway posts the payment's language with the order's fields; its card fields are
+    # in that language, and so is the page around them.
+    with force_locale(shop_locale(request.form.get("language"))):
+        return absolute_urls(render_template("payments/altapay_payment_page.html"))
 
 
 _LOCAL_URL = re.compile(r'(\s(?:href|src|action)=")/(?!/)')
