@@ -1,7 +1,7 @@
 """The order's language: order.locale
 
 Revision ID: d0f2b4c6e8a1
-Revises: b8d0f2a4c6e9
+Revises: c9e1a3b5d7f0
 Create Date: 2026-12-02 16:00:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd0f2b4c6e8a1'
-down_revision = 'b8d0f2a4c6e9'
+down_revision = "c9e1a3b5d7f0"
 branch_labels = None
 depends_on = None
 
