@@ -80,6 +80,8 @@ def partly_captured_on_altapay(make_shop) -> tuple[object, Back, Order, PaymentA
     shop = make_shop(GATEWAYS="rbs,altapay")
     order, attempt = held_on_altapay(shop, price=1250)
     back = office(shop)
+    page = back.get(f"/admin/orders/{order.number}")
+    assert "the rest stays held, to be captured later or released" in page
     page = capture(back, order.number, "7.50")
     assert "Capture of €7.50 done. The payment is now paid." in page, page.text
     return shop, back, order, attempt
@@ -127,9 +129,7 @@ def test_altapay_a_second_click_on_capture_more_captures_once(make_shop, sandbox
     assert attempt_now(shop, attempt.id)[2] == 950
 
 
-def test_altapay_capturing_more_than_is_held_is_refused_without_a_gateway_call(
-    make_shop, sandbox
-):
+def test_altapay_capturing_more_than_is_held_is_refused_without_a_gateway_call(make_shop, sandbox):
     shop, back, order, attempt = partly_captured_on_altapay(make_shop)
     calls = requests_made(shop, attempt.id)
     page = back.get(f"/admin/orders/{order.number}")
@@ -175,6 +175,8 @@ def test_rbs_page_explains_that_the_rest_is_not_held(make_shop, sandbox):
     shop = make_shop(RBS_TWO_PHASE=True)
     order, attempt = held_on_the_sandbox(shop, price=1250)
     back = office(shop)
+    page = back.get(f"/admin/orders/{order.number}")
+    assert "the rest is then given back to the card and cannot be captured later" in page
     page = capture(back, order.number, "7.50")
     assert "Capture of €7.50 done. The payment is now paid." in page, page.text
     gateway_side = at_the_sandbox(sandbox, attempt.reference)
