@@ -36,6 +36,11 @@ together, checksum valid), ``tamper_currency`` (``currency``, likewise), ``other
 ``fail_after_success`` (after relaying ``ok``, ``callback_fail`` is posted for the same payment).
 Op ``refundCapturedReservation`` also takes ``failed`` {message}: the refund answers Failed.
 
+Back office: a reservation is captured in as many parts as wanted up to what is reserved;
+``releaseReservation`` releases what is reserved and not captured — the whole reservation
+(status ``released``), or the rest of a partly captured one, which keeps its status and amounts
+and records the part given back as ``released`` (nothing more can then be captured).
+
 The basket: ``orderLines`` that do not add up to the amount are refused (Header ErrorCode
 200); a request keeps them as sent (``order_lines``) and read (``basket``: each line's
 fields and its ``amount``), and the payment page lists them.
@@ -637,7 +642,7 @@ def capture_reservation():
         time.sleep(min(float(seconds), MAX_SLEEP))
 
     def capture(doc: dict) -> tuple[str, str, int]:
-        remaining = doc["reserved"] - doc["captured"]
+        remaining = _still_reserved(doc)
         wanted = remaining if amount is None else amount
         if doc["status"] not in ("preauth", "captured") or remaining <= 0:
             return "Failed", "The reservation cannot be captured in its state", wanted
@@ -668,12 +673,18 @@ def release_reservation():
     txn = _transaction_named()
 
     def release(doc: dict) -> tuple[str, str]:
-        if doc["status"] != "preauth" or doc["captured"] > 0:
-            return "Failed", "Only a reservation with nothing captured can be released"
+        # What is reserved and not captured is released: the whole reservation, or the rest
+        # of a partly captured one (§3.6). A partly captured one keeps its status and amounts.
+        rest = _still_reserved(doc)
+        if doc["status"] not in ("preauth", "captured", "refunded") or rest <= 0:
+            return "Failed", "Nothing is left reserved to release"
         if doc["reserved"] in (RELEASE_FAILS, RELEASE_ERRS):
             result = "Failed" if doc["reserved"] == RELEASE_FAILS else "Error"
             return result, f"Test amount {_money(doc['reserved'])}: release {result.lower()}"
-        doc["status"] = "released"
+        if doc["captured"] > 0:
+            doc["released"] = doc.get("released", 0) + rest
+        else:
+            doc["status"] = "released"
         doc["updated"] = store().now()
         return "Success", ""
 
@@ -712,6 +723,11 @@ def refund_captured_reservation():
         mirror="RefundResult",
     )
     return _xml_answer(_api_response("refundCapturedReservation", body, store().now()))
+
+
+def _still_reserved(doc: dict) -> int:
+    """What of the reservation may still be captured or released."""
+    return doc["reserved"] - doc["captured"] - doc.get("released", 0)
 
 
 def _transaction_named() -> dict:

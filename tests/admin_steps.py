@@ -40,6 +40,25 @@ def held_on_the_sandbox(shop, price: int = 2500) -> tuple[Order, PaymentAttempt]
     return order, attempts[0]
 
 
+def held_on_altapay(shop, price: int) -> tuple[Order, PaymentAttempt]:
+    """A reservation on the AltaPay sandbox, paid through the shop's and the gateway's pages."""
+    _, slug = product(shop, name="Sidamo", price=price, stock=5)
+    customer = Browser()
+    page = to_gateway(shop, customer, slug, gateway="altapay")
+    page = customer.submit(
+        page.form("requestForm"),
+        cardno="4111111111111111",
+        emonth="12",
+        eyear="2034",
+        cvc="123",
+        cardholdername="Ann Example",
+    )
+    assert "Thank you" in page, page.text
+    order, attempts = latest_order(shop)
+    assert [(a.state, a.authorized) for a in attempts] == [(AttemptState.AUTHORIZED, price)]
+    return order, attempts[0]
+
+
 def at_the_sandbox(sandbox, reference: str) -> dict:
     """The sandbox's own record of the payment: what the gateway believes, not what we do."""
     return next(doc for doc in sandbox.state()["rbs_order"] if doc["orderNumber"] == reference)

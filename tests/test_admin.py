@@ -28,6 +28,7 @@ from tests.admin_steps import (
     Back,
     altapay_transaction,
     at_the_sandbox,
+    held_on_altapay,
     held_on_the_sandbox,
     make_staff,
     shop_attempt,
@@ -1063,25 +1064,6 @@ def test_a_paid_one_phase_payment_reversed_at_the_gateway_reads_voided(make_shop
     assert shop_attempt(shop, attempt.id) == (AttemptState.VOIDED, 1900, 0, 0)
     with shop.db() as session:
         assert session.get(Order, order.id).state == OrderState.CANCELLED
-
-
-def held_on_altapay(shop, price: int) -> tuple[Order, PaymentAttempt]:
-    """A reservation on the AltaPay sandbox, paid through the shop's and the gateway's pages."""
-    _, slug = product(shop, name="Sidamo", price=price, stock=5)
-    customer = Browser()
-    page = to_gateway(shop, customer, slug, gateway="altapay")
-    page = customer.submit(
-        page.form("requestForm"),
-        cardno="4111111111111111",
-        emonth="12",
-        eyear="2034",
-        cvc="123",
-        cardholdername="Ann Example",
-    )
-    assert "Thank you" in page, page.text
-    order, attempts = latest_order(shop)
-    assert [(a.state, a.authorized) for a in attempts] == [(AttemptState.AUTHORIZED, price)]
-    return order, attempts[0]
 
 
 def test_operator_captures_refunds_and_releases_on_the_altapay_sandbox(make_shop, sandbox):

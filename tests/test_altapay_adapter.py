@@ -355,6 +355,27 @@ def test_no_transaction_yet_is_pending(adapter, fake):
     assert adapter.fetch_result(ref(), Journal()).outcome is Outcome.PENDING
 
 
+def test_releasing_the_rest_of_a_partial_capture_reports_what_was_given_back(adapter, fake):
+    answer = transaction(status="captured", reserved="12.50", captured="7.50")
+    body = "<Result>Success</Result><CancelResult>Success</CancelResult>"
+    fake.set("releaseReservation", api_response(f"{body}<Transactions>{answer}</Transactions>"))
+    result = adapter.release_rest(
+        ref(reference="10000001-1", data={"transaction_id": "42"}), Journal()
+    )
+    assert fake.calls[0][1] == {"transaction_id": "42"}
+    assert (result.outcome, result.captured, result.released) == (Outcome.PAID, 750, 500)
+
+
+@pytest.mark.parametrize("refunded,outcome", [("0.00", Outcome.PAID), ("2.00", Outcome.REFUNDED)])
+def test_a_released_transaction_with_money_captured_stays_captured(
+    adapter, fake, refunded, outcome
+):
+    answer = transaction(status="released", reserved="12.50", captured="7.50", refunded=refunded)
+    fake.set("payments", api_response(f"<Transactions>{answer}</Transactions>"))
+    result = adapter.fetch_result(ref(reference="10000001-1"), Journal())
+    assert (result.outcome, result.captured) == (outcome, 750)
+
+
 def header_error(path: str, body: str) -> str:
     """A call AltaPay refused in its Header: without a Body, or with an empty one."""
     return f"""<?xml version="1.0" encoding="utf-8"?>

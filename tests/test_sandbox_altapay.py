@@ -581,6 +581,22 @@ def test_release_frees_a_reservation_once(sandbox):
     assert text(root, "Body/Result") == "Failed"
 
 
+def test_release_after_a_partial_capture_frees_the_rest_and_keeps_the_capture(sandbox):
+    txn = reserved(sandbox)
+    api(sandbox, "captureReservation", transaction_id=txn, amount="5.00")
+    _, root = api(sandbox, "releaseReservation", transaction_id=txn)
+    assert text(root, "Body/Result") == "Success" and text(root, "Body/CancelResult") == "Success"
+    txn_xml = root.find("Body/Transactions/Transaction")
+    assert text(txn_xml, "TransactionStatus") == "captured"
+    assert (text(txn_xml, "ReservedAmount"), text(txn_xml, "CapturedAmount")) == ("20.00", "5.00")
+    _, root = api(sandbox, "captureReservation", transaction_id=txn, amount="1.00")
+    assert text(root, "Body/Result") == "Failed"  # nothing is reserved any more
+    _, root = api(sandbox, "releaseReservation", transaction_id=txn)
+    assert text(root, "Body/Result") == "Failed"
+    _, root = api(sandbox, "refundCapturedReservation", transaction_id=txn, amount="5.00")
+    assert text(root, "Body/Result") == "Success"
+
+
 @pytest.mark.parametrize(
     "method,amount,capture,result",
     [

@@ -115,6 +115,9 @@ class AmountForm(FlaskForm):
     LIMITS = {
         "capture": "Capturing more than is held is impossible: at most {} can still be captured.",
         "refund": "Refunding more than was captured is impossible: at most {} can be refunded.",
+        "capture more": (
+            "Capturing more than is still held is impossible: at most {} can still be captured."
+        ),
     }
 
     def __init__(self, action: str, currency: str, maximum: int, **kwargs):
@@ -140,6 +143,17 @@ class AmountForm(FlaskForm):
                 self.LIMITS[self.action].format(money(self.maximum, self.currency))
             )
         self.minor = minor
+
+
+class CaptureMoreForm(AmountForm):
+    """A further capture of what a partial capture left held. ``seen`` is the amount captured
+    as the page showed it: a second click of the same page finds more captured and takes
+    nothing, where a plain amount would be captured twice."""
+
+    seen = HiddenField(validators=[InputRequired(), Regexp(r"^\d{1,12}$")])
+
+    def __init__(self, currency: str, maximum: int, **kwargs):
+        super().__init__("capture more", currency, maximum, **kwargs)
 
 
 def _state_choices() -> list[tuple[str, str]]:

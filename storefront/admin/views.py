@@ -27,6 +27,7 @@ from storefront.admin import auth, cancel_service, order_service, queries, refun
 from storefront.admin.forms import (
     AmountForm,
     CancelForm,
+    CaptureMoreForm,
     EmptyForm,
     LineRefundForm,
     NoteForm,
@@ -202,6 +203,12 @@ class PaymentPanel:
     capturable: int
     refundable: int
     reversible: bool = False
+    # After a partial capture: what is still held on the card, what of it may be captured
+    # more or released, and what the gateway did not keep (``Gateway.rest_after_capture``).
+    held: int = 0
+    more_capturable: int = 0
+    releasable: int = 0
+    rest_not_held: int = 0
     forms: dict = field(default_factory=dict)
 
     @property
@@ -231,6 +238,10 @@ def _panel(attempt: PaymentAttempt, bound: dict) -> PaymentPanel:
         capturable=backoffice.capturable(attempt) if gateway else 0,
         refundable=backoffice.refundable(attempt) if gateway else 0,
         reversible=backoffice.reversible(attempt),
+        held=backoffice.held(attempt) if gateway else 0,
+        more_capturable=backoffice.more_capturable(attempt),
+        releasable=backoffice.releasable(attempt),
+        rest_not_held=backoffice.rest_not_held(attempt) if gateway else 0,
     )
     for action, maximum in (("capture", panel.capturable), ("refund", panel.refundable)):
         panel.forms[action] = bound.get((attempt.id, action)) or AmountForm(
@@ -241,7 +252,16 @@ def _panel(attempt: PaymentAttempt, bound: dict) -> PaymentPanel:
             formdata=None,
             data={"amount": to_major(maximum, attempt.currency)},
         )
-    for action in ("void", "check"):
+    more = bound.get((attempt.id, "capture more")) or CaptureMoreForm(
+        attempt.currency,
+        panel.more_capturable,
+        prefix=f"capture-more-{attempt.id}",
+        formdata=None,
+        data={"amount": to_major(panel.more_capturable, attempt.currency)},
+    )
+    more.seen.data = str(attempt.captured)  # a corrected form is sent against the page now
+    panel.forms["capture more"] = more
+    for action in ("void", "check", "release-rest"):
         panel.forms[action] = EmptyForm(prefix=f"{action}-{attempt.id}", formdata=None)
     return panel
 
@@ -399,6 +419,45 @@ def capture(number: str, attempt_id: int):
 def refund(number: str, attempt_id: int):
     """Refund all or part of a captured payment. :raise 404: unknown order or payment."""
     return _amount_action(number, attempt_id, "refund")
+
+
+@bp.post("/orders/<number>/payments/<int:attempt_id>/capture-more")
+@auth.money_permission_required
+def capture_more(number: str, attempt_id: int):
+    """Capture more of what a partial capture left held. :raise 404: unknown order or payment."""
+    order, attempt = _attempt_or_404(number, attempt_id)
+    maximum = backoffice.more_capturable(attempt)
+    form = CaptureMoreForm(attempt.currency, maximum, prefix=f"capture-more-{attempt.id}")
+    if maximum <= 0:
+        flash(
+            "Nothing more can be captured on this payment: nothing of it is held any more.",
+            "error",
+        )
+        return _back_to(order, attempt)
+    if not form.validate_on_submit():
+        return _render_order(order, bound={(attempt.id, "capture more"): form}, status=422)
+    amount, seen = required(form.minor), int(required(form.seen.data))
+    return _run_action(
+        order,
+        attempt,
+        lambda: backoffice.capture_more(attempt, amount, _operator(), seen),
+        f"Capture of {money(amount, attempt.currency)} more done.",
+    )
+
+
+@bp.post("/orders/<number>/payments/<int:attempt_id>/release-rest")
+@auth.money_permission_required
+def release_rest(number: str, attempt_id: int):
+    """Give back to the card what a partial capture left held. :raise 404: unknown order or
+    payment."""
+    order, attempt = _attempt_or_404(number, attempt_id)
+    rest = money(backoffice.releasable(attempt), attempt.currency)
+    return _run_action(
+        order,
+        attempt,
+        lambda: backoffice.release_rest(attempt, _operator()),
+        f"The rest of the hold ({rest}) is released.",
+    )
 
 
 @bp.post("/orders/<number>/payments/<int:attempt_id>/void")

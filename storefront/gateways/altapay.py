@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -92,6 +93,12 @@ class AltaPayGateway(HttpGateway):
     callback_kinds = ("ok", "fail", "open", "notification")
     relayed_kinds = ("ok", "fail", "open")
     has_browser_return = False
+    # A reservation is captured in as many parts as wanted up to what is reserved, and
+    # releaseReservation gives back what is still reserved and not captured: the rest
+    # of a partial capture stays on the card until one or the other.
+    keeps_rest = True
+    captures_more = True
+    releases_rest = True
 
     def __init__(
         self,
@@ -269,6 +276,15 @@ class AltaPayGateway(HttpGateway):
     def refund(self, attempt: AttemptRef, amount: int, journal: Journal) -> Result:
         fields = {"amount": to_two_decimals(amount, attempt.currency)}
         return self._transaction_action("refundCapturedReservation", attempt, journal, fields)
+
+    def release_rest(self, attempt: AttemptRef, journal: Journal) -> Result:
+        # The same call as a void; on a partly captured reservation it releases what is left.
+        # The answer's transaction keeps its captured status and reserved amount, so the part
+        # given back is what was reserved and not captured when the gateway said Success.
+        result = self._transaction_action("releaseReservation", attempt, journal, {})
+        if result.amount is None or result.captured is None:
+            return result
+        return replace(result, released=max(result.amount - result.captured, 0))
 
     def _transaction_action(self, method, attempt, journal, fields) -> Result:
         transaction_id = self._transaction_id(attempt, journal)

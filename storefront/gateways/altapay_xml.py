@@ -203,6 +203,9 @@ def check_agreement(params: Mapping[str, str], transaction: Transaction) -> None
 
 def _outcome(body_result: str, transaction: Transaction) -> Outcome:
     known = TRANSACTION_STATUS.get(transaction.status.lower())
+    if known is Outcome.VOIDED and transaction.captured > 0:
+        # The rest of a partly captured reservation released: what was captured stays ours.
+        return Outcome.REFUNDED if transaction.refunded > 0 else Outcome.PAID
     if known is not None:
         return known
     # Read the amounts before the words: the Magento plugin's lesson is that "error" or

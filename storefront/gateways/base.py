@@ -109,6 +109,9 @@ class Result:
     currency: str | None = None  # ISO 4217 alphabetic
     captured: int | None = None
     refunded: int | None = None
+    # What of the hold the gateway says it gave back uncaptured (the rest of a partial capture
+    # released); None: the answer does not say.
+    released: int | None = None
     masked_card: str = ""
     gateway_ref: str = ""  # approval code or transaction id, for the receipt
     codes: str = ""  # the gateway's own codes, for the evidence log: "orderStatus=2 actionCode=0"
@@ -231,6 +234,15 @@ class Gateway:
     # Whether ``void`` can also cancel a capture not yet settled (BPC/RBS reverse.do, within
     # the gateway's own time limit), not only release a hold.
     voids_captured: ClassVar[bool] = False
+    # What becomes of the rest of a hold after a partial capture: whether the gateway keeps it
+    # reserved on the card, may capture it later (a second capture) and may release it alone.
+    # Where it does not keep it, ``rest_after_capture`` tells the operator why nothing is held.
+    keeps_rest: ClassVar[bool] = False
+    captures_more: ClassVar[bool] = False
+    releases_rest: ClassVar[bool] = False
+    rest_after_capture: ClassVar[str] = (
+        "The gateway keeps nothing of the rest after a capture: it cannot be captured later."
+    )
     # The reconciler's timing for a customer who never came back (payments.reconciler): the
     # first status query this many seconds after the hand-off (None: the reconciler's own
     # default), and after an undecided answer not again for this long (None: no extra wait).
@@ -306,3 +318,7 @@ class Gateway:
 
     def refund(self, attempt: AttemptRef, amount: int, journal: Journal) -> Result:
         raise GatewayRefused(f"{self.title} has no refund")
+
+    def release_rest(self, attempt: AttemptRef, journal: Journal) -> Result:
+        """Give back to the card what a partial capture left reserved (``releases_rest``)."""
+        raise GatewayRefused(f"{self.title} cannot release the rest of a hold")

@@ -95,6 +95,14 @@ class RbsGateway(HttpGateway):
     # reverse.do cancels a payment within a limited time after it was made (§2.5), captured
     # or not; after that the gateway refuses and only refund.do remains.
     voids_captured = True
+    # deposit.do works only on a held order (orderStatus 1) and reverse.do takes the whole
+    # payment back (§2.5): after a partial deposit the rest can be neither captured nor
+    # released alone, and the gateway gives it back to the card with the deposit.
+    rest_after_capture = (
+        "BPC/RBS takes one deposit per payment: deposit.do works only while the payment is "
+        "held, so the rest cannot be captured later, and reverse.do cancels the whole payment, "
+        "never only the rest. The gateway gave the rest back to the card with the deposit."
+    )
 
     def __init__(
         self,

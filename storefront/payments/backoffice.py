@@ -39,6 +39,45 @@ def capturable(attempt: PaymentAttempt) -> int:
     return attempt.authorized - attempt.captured if attempt.state == AttemptState.AUTHORIZED else 0
 
 
+CAPTURED_STATES = (AttemptState.PAID, AttemptState.PARTIALLY_REFUNDED)
+
+
+def held(attempt: PaymentAttempt) -> int:
+    """What of the authorised amount is still reserved on the customer's card: all of it not
+    captured while the payment is held; after a partial capture, the rest, where the gateway
+    keeps it (``Gateway.keeps_rest``) and until it is captured or released."""
+    if attempt.state == AttemptState.AUTHORIZED:
+        return capturable(attempt)
+    gateway = configured(attempt.gateway)
+    if attempt.state not in CAPTURED_STATES or gateway is None or not gateway.keeps_rest:
+        return 0
+    return max(attempt.authorized - attempt.captured - attempt.released, 0)
+
+
+def rest_not_held(attempt: PaymentAttempt) -> int:
+    """What a partial capture left uncaptured that the gateway does not keep for the shop."""
+    if attempt.state not in CAPTURED_STATES:
+        return 0
+    return max(attempt.authorized - attempt.captured - attempt.released - held(attempt), 0)
+
+
+def more_capturable(attempt: PaymentAttempt) -> int:
+    """What a further capture may take of a partly captured payment: the rest still held,
+    where the gateway takes a second capture, and before any refund."""
+    gateway = configured(attempt.gateway)
+    if attempt.state != AttemptState.PAID or gateway is None or not gateway.captures_more:
+        return 0
+    return held(attempt)
+
+
+def releasable(attempt: PaymentAttempt) -> int:
+    """What the gateway may give back to the card alone of a partly captured payment."""
+    gateway = configured(attempt.gateway)
+    if attempt.state not in CAPTURED_STATES or gateway is None or not gateway.releases_rest:
+        return 0
+    return held(attempt)
+
+
 def refundable(attempt: PaymentAttempt) -> int:
     if attempt.state not in (AttemptState.PAID, AttemptState.PARTIALLY_REFUNDED):
         return 0
@@ -66,6 +105,52 @@ def capture(attempt: PaymentAttempt, amount: int, operator: str) -> PaymentAttem
         operator,
         allowed,
         lambda gateway, ref, log: gateway.capture(ref, amount, log),
+    )
+
+
+def capture_more(
+    attempt: PaymentAttempt, amount: int, operator: str, seen: int | None = None
+) -> PaymentAttempt:
+    """Capture ``amount`` more of what a partial capture left held. ``seen``: the amount
+    captured as the operator saw it; when more was captured since (the first of a double
+    click, another operator), nothing is captured."""
+
+    def allowed(current: PaymentAttempt) -> None:
+        if seen is not None and current.captured != seen:
+            raise ActionRefused(
+                f"Since the page was shown, {_money(current.captured, current)} in all has been "
+                "captured: nothing more was captured. Check the amount and try again."
+            )
+        if not 0 < amount <= more_capturable(current):
+            # Refused here, before any call: the gateway would refuse it too.
+            limit = _money(more_capturable(current), current)
+            raise ActionRefused(
+                f"Capturing more than is still held is impossible: at most {limit} can still "
+                "be captured."
+            )
+
+    return _run(
+        attempt,
+        f"capture-more:{amount}",
+        operator,
+        allowed,
+        lambda gateway, ref, log: gateway.capture(ref, amount, log),
+    )
+
+
+def release_rest(attempt: PaymentAttempt, operator: str) -> PaymentAttempt:
+    """Give back to the card what a partial capture left held; the capture stays."""
+
+    def allowed(current: PaymentAttempt) -> None:
+        if releasable(current) <= 0:
+            raise ActionRefused("Nothing of this payment is held any more: nothing to release.")
+
+    return _run(
+        attempt,
+        "release-rest",
+        operator,
+        allowed,
+        lambda gateway, ref, log: gateway.release_rest(ref, log),
     )
 
 

@@ -116,6 +116,9 @@ class PaymentAttempt(Model):
     authorized: Mapped[int] = mapped_column(default=0)
     captured: Mapped[int] = mapped_column(default=0)
     refunded: Mapped[int] = mapped_column(default=0)
+    # What of the hold the gateway gave back to the card without capturing it (the rest of a
+    # partial capture, released): no longer held, never to be captured.
+    released: Mapped[int] = mapped_column(default=0)
 
     masked_card: Mapped[str] = mapped_column(String(32), default="")
     gateway_ref: Mapped[str] = mapped_column(String(64), default="")  # approval code / transaction

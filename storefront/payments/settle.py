@@ -251,10 +251,17 @@ def apply_result(attempt: PaymentAttempt, result: Result, journal: Journal, caus
             == 1
         )
     summary = f"{cause}: gateway says {result.outcome} ({result.codes or 'no codes'})"
+    amounts = _amounts_moved(attempt, result, target) if not moved else {}
+    if amounts and (target is None or not _update_amounts(attempt, target, amounts)):
+        amounts = {}
     if target is None:
         summary += f"; no change: {reason}"
     elif moved:
         summary += f"; {attempt.state} → {target}" + (f" ({reason})" if reason else "")
+    elif amounts:
+        summary += f"; still {attempt.state}, " + ", ".join(
+            f"{name} {getattr(attempt, name)} → {value}" for name, value in amounts.items()
+        )
     else:
         summary += f"; already {attempt.state}, nothing to do"
     evidence.add(attempt.id, EventKind.DECISION, summary, cause)
@@ -263,9 +270,40 @@ def apply_result(attempt: PaymentAttempt, result: Result, journal: Journal, caus
     )
     if moved and target is not None:
         _move_order(order, attempt, target, reason, gateway)
+    elif amounts:
+        ref = f"payment {attempt.reference}"
+        if "captured" in amounts:
+            orders.note(order, f"{ref}: more of the hold captured")
+        if "released" in amounts:
+            orders.note(order, f"{ref}: the rest of the hold released; nothing is held any more")
     db.session.commit()
     db.session.refresh(attempt)
     observe.settled(attempt, target, moved)
+
+
+def _amounts_moved(attempt: PaymentAttempt, result: Result, target: S | None) -> dict[str, int]:
+    """The amounts an answer changes on a captured payment that stays where it is: a second
+    capture of what was still held, or the rest of the hold released."""
+    if target is None or target != attempt.state or target not in (S.PAID, S.PARTIALLY_REFUNDED):
+        return {}
+    changed = {}
+    if result.captured is not None and result.captured > attempt.captured:
+        changed["captured"] = result.captured
+    if result.released is not None and result.released != attempt.released:
+        changed["released"] = result.released
+    return changed
+
+
+def _update_amounts(attempt: PaymentAttempt, state: S, amounts: dict[str, int]) -> bool:
+    return (
+        rows_changed(
+            update(PaymentAttempt)
+            .where(PaymentAttempt.id == attempt.id, PaymentAttempt.state == state)
+            .values(**amounts, updated_at=now_utc())
+            .execution_options(synchronize_session=False)
+        )
+        == 1
+    )
 
 
 def decide(attempt: PaymentAttempt, result: Result, gateway: Gateway) -> tuple[S | None, str]:
@@ -308,6 +346,8 @@ def _values_from(result: Result, target: S, attempt: PaymentAttempt) -> dict[str
         values["captured"] = result.captured  # a reversed capture is no longer captured
     if result.refunded is not None:
         values["refunded"] = result.refunded
+    if result.released is not None:
+        values["released"] = result.released
     if result.masked_card:
         values["masked_card"] = result.masked_card
     if result.gateway_ref:
