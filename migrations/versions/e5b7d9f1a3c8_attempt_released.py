@@ -1,7 +1,7 @@
 """The rest of a partial capture released: payment_attempt.released
 
-Revision ID: c9e1a3b5d7f0
-Revises: b8d0f2a4c6e9
+Revision ID: e5b7d9f1a3c8
+Revises: d0f2b4c6e8a1
 Create Date: 2026-12-02 16:00:00
 
 """
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'c9e1a3b5d7f0'
-down_revision = 'b8d0f2a4c6e9'
+revision = 'e5b7d9f1a3c8'
+down_revision = 'd0f2b4c6e8a1'
 branch_labels = None
 depends_on = None
 
