@@ -364,6 +364,11 @@ def _move_order(order: Order, attempt: PaymentAttempt, target: S, reason: str, g
     if to is None or (target == S.AUTHORIZED and gateway.acknowledges):
         # An approval that only our Ack makes final: the order is paid on the confirmed capture.
         return
+    if target == S.VOIDED and order.state == OrderState.PENDING_PAYMENT:
+        # Such an approval reversed before it was final (InterPay's Ack window closed): the
+        # order never held the money and stays payable. Only staff or the customer cancel an
+        # unpaid order (pending_payment → cancelled is theirs).
+        return
     ref = f"payment {attempt.reference}"
     note = {
         S.PAID: f"{ref} captured",
