@@ -185,11 +185,11 @@ def _linked_order(number: str, token: str) -> Order | tuple[str, int]:
 def _pay_now_form(order: Order, token: str) -> PayNowForm:
     form = PayNowForm(token=token)
     form.gateway.choices = [(g.name, g.title) for g in offered()]
+    names = [g.name for g in offered()]
     attempt = order.latest_attempt
-    offered_names = [g.name for g in offered()]
-    if offered_names:  # the way the customer tried last, while it is still offered
+    if names:  # the way the customer tried last, while it is still offered
         tried = attempt.gateway if attempt else ""
-        form.gateway.data = tried if tried in offered_names else offered_names[0]
+        form.gateway.data = tried if tried in names else names[0]
     return form
 
 
