@@ -35,7 +35,7 @@ def token_for(number: str) -> str:
 def check(token: str, number: str) -> None:
     """:raise LinkExpired: the token is ours and for ``number``, but too old.
     :raise LinkInvalid: the token is not ours, or names another order."""
-    max_age = float(current_app.config["PAY_LINK_MAX_AGE_HOURS"]) * 3600
+    max_age = round(float(current_app.config["PAY_LINK_MAX_AGE_HOURS"]) * 3600)  # seconds
     try:
         signed = _serializer().loads(token, max_age=max_age)
     except SignatureExpired as expired:
