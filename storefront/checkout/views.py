@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from storefront.cart import service as cart_service
 from storefront.checkout.forms import DetailsForm, PlaceOrderForm, country_choices, shop_country
 from storefront.gateways import method_name, offered
+from storefront.orders import mail
 from storefront.orders import service as orders
 from storefront.payments.handoff import (
     PaymentNotStarted,
@@ -134,6 +135,7 @@ def place():
         return redirect(url_for("cart.show"))
     if not created:
         return continue_payment(order)
+    mail.drain_after_response()  # the "order received" mail placing it queued
     previous = session.get("open_order")
     cart_service.clear()
     session.pop(KEY, None)
