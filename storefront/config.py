@@ -227,6 +227,8 @@ SETTINGS: dict[str, Setting] = {
     "CONTACT_EMAIL": Setting(text, ""),  # "" = MAIL_FROM
     # A mail claimed by a process that died while sending is taken over after this long.
     "MAIL_CLAIM_TIMEOUT": Setting(number, 300.0),
+    # How long the "pay now" link in a payment-failed mail stays valid, in hours.
+    "PAY_LINK_MAX_AGE_HOURS": Setting(number, 72.0),
     # How many reverse proxies in front of the shop to trust for X-Forwarded-* headers. Unset
     # means none in development; production refuses to guess (see production_problems).
     "PROXY_COUNT": Setting(optional_whole, ""),

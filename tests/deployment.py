@@ -197,7 +197,9 @@ class SmtpServer:
                         self.wfile.write(b"354 go ahead\r\n")
                         body = []
                         while (data := self.rfile.readline()) not in (b".\r\n", b""):
-                            body.append(data)
+                            # A line of the message that starts with a dot was sent with a
+                            # second one in front (RFC 5321 §4.5.2, "transparency").
+                            body.append(data[1:] if data.startswith(b".") else data)
                         outer.messages.append(b"".join(body))
                         self.wfile.write(b"250 queued\r\n")
                     elif verb == b"QUIT":

@@ -12,9 +12,14 @@ import pytest
 from babel.messages.frontend import CommandLineInterface
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from sqlalchemy import select
 
+from storefront.catalogue.models import Product
 from storefront.catalogue.seed import seed_demo_catalogue
+from storefront.extensions import db
 from storefront.i18n import current_locale
+from storefront.orders import mail
+from storefront.orders.service import CustomerDetails, place_order
 from tests.browser import Page
 from tests.factories import make_app
 
@@ -214,3 +219,18 @@ def test_current_locale_is_the_requests_language_and_the_default_outside_one(app
         assert current_locale() == "de"
     with app.app_context():
         assert current_locale() == "en"
+
+
+def test_a_mail_composed_in_german_is_german_throughout(app):
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        product = db.session.execute(select(Product).where(Product.price == 1250)).scalars().first()
+        details = CustomerDetails("ann@example.com", "Ann", "1 Main Street", "Dublin", "D01", "IE")
+        order, _ = place_order([(product, 1)], details, "checkout-key-de")
+        email = mail._compose("payment_failed", order)
+    assert email["Subject"] == f"Storefront: Bestellung {order.number} noch nicht bezahlt"
+    plain = email.get_body(("plain",)).get_content()
+    assert "Hallo Ann," in plain and "ist nicht durchgegangen" in plain
+    assert "Jetzt bezahlen: http" in plain and "Summe: 12,50" in plain  # a no-break space, then €
+    html = email.get_body(("html",)).get_content()
+    assert '<html lang="de">' in html and "<strong>Jetzt bezahlen</strong>" in html
+    assert f"Ihre Bestellung <strong>{order.number}</strong>" in html

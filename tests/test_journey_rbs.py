@@ -39,15 +39,18 @@ def test_approved_card_ends_on_the_receipt(shop, sandbox):
     assert stock_of(shop, product_id) == 3
     folder = Path(shop.app.instance_path) / "mail"
 
-    # The mail goes out after the response, so that no one waits for a mail server.
+    # The mails go out after the response, so that no one waits for a mail server: the order
+    # received on placement, then its confirmation, each once.
     def sent():
         with shop.db() as session:
-            rows = session.execute(select(OutboxMessage)).scalars().all()
+            rows = session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars()
             return [(m.kind, m.sent_at is not None) for m in rows]
 
-    assert wait_for(lambda: sent() == [("order_confirmation", True)], seconds=10.0)
+    expected = [("order_received", True), ("order_confirmation", True)]
+    assert wait_for(lambda: sent() == expected, seconds=10.0)
     [mail] = folder.glob(f"{order.number}-order_confirmation-*.eml")  # one file, one sending
     assert order.receipt_token in mail.read_text()
+    assert len(list(folder.glob(f"{order.number}-order_received-*.eml"))) == 1
 
 
 def test_cart_is_empty_after_the_order_is_placed(shop, sandbox):

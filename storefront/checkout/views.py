@@ -20,6 +20,7 @@ from storefront.checkout.forms import (
     shop_country,
 )
 from storefront.gateways import method_name, offered
+from storefront.orders import mail
 from storefront.orders import service as orders
 from storefront.payments.handoff import (
     PaymentNotStarted,
@@ -147,6 +148,7 @@ def place():
         return redirect(url_for("cart.show"))
     if not created:
         return continue_payment(order)
+    mail.drain_after_response()  # the "order received" mail placing it queued
     previous = session.get("open_order")
     cart_service.clear()
     session.pop(KEY, None)

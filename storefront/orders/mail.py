@@ -1,4 +1,7 @@
-"""The confirmation email, sent from the outbox after the commit that queued it.
+"""The customer's mails, sent from the outbox after the commit that queued each one.
+
+Each kind is a template pair ``email/<kind>.txt`` / ``.html`` and a subject in ``SUBJECTS``;
+``orders.models.ORDER_MAILS`` says which move of an order queues which.
 
 With ``STOREFRONT_MAIL_URL`` (``smtp://user:pass@host:587`` or ``smtps://…``) messages go out
 through SMTP; without it they are written to ``instance/mail/`` so the demo works offline.
@@ -30,15 +33,22 @@ from sqlalchemy import or_, select, update
 
 from storefront.database import rows_changed
 from storefront.extensions import db
+from storefront.orders import paylink
 from storefront.orders.models import Order, OutboxMessage, mail_kind
 from storefront.orders.shipping import shipment_of
 from storefront.timeutil import now_utc
 
 SMTP_TIMEOUT = 20
-# Each message kind's subject line, read in the language the mail is composed in.
+# Each message kind's subject line, read in the language the mail is composed in. The English
+# ones end in the word that names the kind ("Storefront: order 12345678 confirmed").
 SUBJECTS = {
+    "order_received": _l("%(shop)s: order %(number)s received"),
     "order_confirmation": _l("%(shop)s: order %(number)s confirmed"),
+    "payment_failed": _l("%(shop)s: order %(number)s not paid yet"),
+    "refunded": _l("%(shop)s: order %(number)s refunded"),
     "dispatched": _l("%(shop)s: order %(number)s dispatched"),
+    "order_cancelled": _l("%(shop)s: order %(number)s cancelled"),
+    "order_expired": _l("%(shop)s: order %(number)s expired"),
 }
 
 
@@ -134,16 +144,31 @@ def _compose(kind: str, order: Order) -> EmailMessage:
 
 
 def _compose_in_locale(kind: str, order: Order) -> EmailMessage:
-    receipt_url = current_app.config["PUBLIC_URL"] + url_for(
-        "orders.show", token=order.receipt_token
-    )
-    context = {"order": order, "receipt_url": receipt_url, "shipment": shipment_of(order)}
-    email = EmailMessage()
-    subject = SUBJECTS.get(kind, SUBJECTS["order_confirmation"])
-    email["Subject"] = str(subject) % {
-        "shop": current_app.config["SHOP_NAME"],
-        "number": order.number,
+    config = current_app.config
+    public = config["PUBLIC_URL"]
+    captured = sum(attempt.captured for attempt in order.attempts)
+    refunded = sum(attempt.refunded for attempt in order.attempts)
+    context = {
+        "order": order,
+        "receipt_url": public + url_for("orders.show", token=order.receipt_token),
+        "lookup_url": public + url_for("orders.lookup"),
+        "shipment": shipment_of(order),
+        "seller": {
+            "name": config["SELLER_NAME"],
+            "address": config["SELLER_ADDRESS"],
+            "vat_number": config["SELLER_VAT_NUMBER"],
+        },
+        # A refund's mail says what has gone back so far and what the shop still holds: the
+        # figures when it is written, which a later refund's own mail brings up to date.
+        "refunded": refunded,
+        "remaining": captured - refunded,
     }
+    if kind == "payment_failed":
+        context["pay_url"] = public + url_for(
+            "orders.pay_now", number=order.number, token=paylink.token_for(order.number)
+        )
+    email = EmailMessage()
+    email["Subject"] = str(SUBJECTS[kind]) % {"shop": config["SHOP_NAME"], "number": order.number}
     email["From"] = current_app.config["MAIL_FROM"]
     email["To"] = order.email
     email.set_content(render_template(f"email/{kind}.txt", **context))

@@ -10,6 +10,7 @@ from sqlalchemy import DateTime, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storefront.extensions import Model
+from storefront.orders import vat
 from storefront.timeutil import now_utc
 
 if TYPE_CHECKING:  # for the type checker only: payments imports orders at run time
@@ -56,7 +57,15 @@ ORDER_PIPELINE: dict[OrderState, tuple[OrderState, ...]] = {
 ORDER_MAILS: dict[OrderState, str] = {
     _O.PAID: "order_confirmation",
     _O.AUTHORIZED: "order_confirmation",
+    _O.PARTIALLY_REFUNDED: "refunded",
+    _O.REFUNDED: "refunded",
+    _O.CANCELLED: "order_cancelled",
+    _O.EXPIRED: "order_expired",
 }
+# Mails sent by no move of the order: ``order_received`` on placement
+# (``orders.service.place_order``), ``payment_failed:<attempt>`` when an attempt of an unpaid
+# order is declined or cancelled (``payments.settle``), ``dispatched`` from the admin.
+PLACED_MAIL = "order_received"
 REPEATABLE_MAILS = frozenset({"refunded", "payment_failed"})
 
 
@@ -167,6 +176,11 @@ class OrderTax(Model):
     rate: Mapped[int]  # hundredths of a percent
     gross: Mapped[int]  # minor units, VAT included
     vat: Mapped[int]  # minor units
+
+    @property
+    def percent(self) -> str:
+        """The rate as shown: 2300 is "23 %", 1350 "13.5 %"."""
+        return vat.TaxAmount(self.tax_class, self.rate, self.gross, self.vat).percent
 
 
 class OrderEvent(Model):

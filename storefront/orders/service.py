@@ -24,6 +24,7 @@ from storefront.i18n import current_locale
 from storefront.orders import vat
 from storefront.orders.models import (
     ORDER_MAILS,
+    PLACED_MAIL,
     REPEATABLE_MAILS,
     Order,
     OrderEvent,
@@ -96,7 +97,8 @@ def place_order(
     checkout_key: str,
     delivery: tuple[str, int] = ("", 0),
 ):
-    """Freeze ``lines`` into a new order and reserve their stock, in one transaction.
+    """Freeze ``lines`` into a new order, reserve their stock and queue the "order received"
+    mail, in one transaction.
 
     Returns ``(order, created)``: a second submission of the same checkout form (a double click,
     a second tab) finds the order the first one made instead of making another.
@@ -170,6 +172,9 @@ def place_order(
         if short:
             db.session.rollback()
             raise OutOfStock(short)
+        # "We have your order": in the placing transaction, so a second submission that finds
+        # this order queues nothing more (the caller drains after its response).
+        queue_message(order, PLACED_MAIL)
         db.session.commit()
         return order, True
     raise RuntimeError("could not allocate an order number")

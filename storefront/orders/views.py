@@ -15,6 +15,7 @@ from flask import (
     flash,
     redirect,
     render_template,
+    request,
     session,
     url_for,
 )
@@ -26,7 +27,8 @@ from storefront.cart import service as cart_service
 from storefront.extensions import db
 from storefront.gateways import offered
 from storefront.i18n import order_page_locale
-from storefront.orders.forms import LookupForm, PayForm
+from storefront.orders import paylink
+from storefront.orders.forms import LookupForm, PayForm, PayNowForm
 from storefront.orders.models import Order, OrderState
 from storefront.orders.service import is_token
 
@@ -237,3 +239,75 @@ def resume(token: str):
     :raise 404: unknown token.
     """
     return handoff.continue_payment(order_by_token(token))
+
+
+# "Pay now" from a payment-failed mail ---------------------------------------------------------
+def _linked_order(number: str, token: str) -> Order | tuple[str, int]:
+    """The order a "pay now" link opens, or the page that says why it opens none."""
+    try:
+        paylink.check(token, number)
+    except paylink.LinkExpired:
+        return render_template("orders/pay_link_invalid.html", expired=True), 410
+    except paylink.LinkInvalid:
+        return render_template("orders/pay_link_invalid.html", expired=False), 400
+    order = db.session.execute(select(Order).where(Order.number == number)).scalar_one_or_none()
+    if order is None:  # signed by us for an order that is gone: not a link to anything
+        return render_template("orders/pay_link_invalid.html", expired=False), 400
+    return order
+
+
+def _pay_now_form(order: Order, token: str) -> PayNowForm:
+    form = PayNowForm(token=token)
+    form.gateway.choices = [(g.name, g.title) for g in offered()]
+    names = [g.name for g in offered()]
+    attempt = order.latest_attempt
+    if names:  # the way the customer tried last, while it is still offered
+        tried = attempt.gateway if attempt else ""
+        form.gateway.data = tried if tried in names else names[0]
+    return form
+
+
+@bp.get("/<number>/pay-now")
+def pay_now(number: str):
+    """The order a payment-failed mail links to, with "Pay now" while it can still be paid;
+    a paid order shows the way to its receipt instead.
+
+    :raise 400: the link is not ours, or is for another order (a page, not an error).
+    :raise 410: the link is ours but has expired (a page saying how to find the order).
+    """
+    token = request.args.get("token", "")
+    order = _linked_order(number, token)
+    if not isinstance(order, Order):
+        return order
+    payable = order.is_payable and not handoff.under_way(order) and not handoff.past_due(order)
+    return render_template(
+        "orders/pay_now.html",
+        order=order,
+        paid=order.state in RECEIPT_STATES,
+        under_way=order.is_payable and handoff.under_way(order),
+        form=_pay_now_form(order, token) if payable else None,
+    )
+
+
+@bp.post("/<number>/pay-now")
+def pay_now_start(number: str):
+    """A new payment attempt for the same order, from the "pay now" page.
+
+    :raise 400: the form is not ours (CSRF), or the link is not ours or for another order.
+    :raise 410: the link expired while the page was open.
+    """
+    form = PayNowForm()
+    form.gateway.choices = [(g.name, g.title) for g in offered()]
+    if not form.validate_on_submit():
+        abort(400, _("Please choose how to pay."))
+    order = _linked_order(number, form.token.data or "")
+    if not isinstance(order, Order):
+        return order
+    try:
+        attempt = handoff.pay_again(order, form.gateway.data)
+    except handoff.PaymentNotStarted:
+        attempt = None
+    if attempt is None or not attempt.redirect_url:
+        # Paid, closed, or a payment under way meanwhile: the order's page says which.
+        return redirect(url_for("orders.show", token=order.receipt_token), code=303)
+    return redirect(attempt.redirect_url, code=303)

@@ -14,6 +14,7 @@ from storefront.extensions import db
 from storefront.gateways import configured, get_gateway
 from storefront.gateways.base import EventKind, GatewayError, GatewayRefused, Journal, Outcome
 from storefront.money import format_money
+from storefront.orders import mail
 from storefront.payments import evidence
 from storefront.payments.models import Actor, AttemptState, Cause, PaymentAttempt
 from storefront.payments.settle import (
@@ -242,6 +243,7 @@ def _run(attempt: PaymentAttempt, action: str, operator: str, allowed, call) -> 
     apply_result(attempt, result, journal, cause)
     _record(attempt, journal, cause, f"{action} done")
     release_action(attempt)
+    mail.drain_after_response()  # a refund's or a cancellation's mail, queued by the move
     return attempt
 
 

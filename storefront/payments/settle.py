@@ -7,7 +7,8 @@ the operator's "check now" and the reconciler:
 2. the gateway's answer — a status query, or the verified signed body;
 3. bind it to the order — same payment, merchant, amount and currency, else ``mismatch``;
 4. a guarded transition — ``UPDATE … WHERE state IN (…)`` under the order's row lock;
-5. effects once — the order's move (``ORDER_FOR_ATTEMPT``), with its stock and mail;
+5. effects once — the order's move (``ORDER_FOR_ATTEMPT``), with its stock and mail, or the
+   mail of a failed try (``FAILURES_MAILED``);
 6. answer only after the commit (the caller renders or acknowledges afterwards).
 
 Network calls are never made inside a database transaction, so a slow gateway holds no lock.
@@ -73,6 +74,11 @@ ORDER_FOR_ATTEMPT = {
     S.PARTIALLY_REFUNDED: OrderState.PARTIALLY_REFUNDED,
     S.REFUNDED: OrderState.REFUNDED,
 }
+# A try the customer can make good: the mail of each one, keyed by the attempt's number, with a
+# link that starts the next try (an attempt that expired or never started asked nothing of the
+# customer, and an order no longer payable has nothing to pay).
+FAILURE_MAIL = "payment_failed"
+FAILURES_MAILED = (S.DECLINED, S.CANCELLED)
 
 
 def attempt_ref(attempt: PaymentAttempt) -> AttemptRef:
@@ -360,6 +366,12 @@ def _values_from(result: Result, target: S, attempt: PaymentAttempt) -> dict[str
 
 
 def _move_order(order: Order, attempt: PaymentAttempt, target: S, reason: str, gateway) -> None:
+    if (
+        target in FAILURES_MAILED
+        and order.state == OrderState.PENDING_PAYMENT
+        and as_utc(order.payment_due_by) > now_utc()
+    ):
+        orders.queue_message(order, FAILURE_MAIL, attempt.seq)
     to = ORDER_FOR_ATTEMPT.get(target)
     if to is None or (target == S.AUTHORIZED and gateway.acknowledges):
         # An approval that only our Ack makes final: the order is paid on the confirmed capture.
