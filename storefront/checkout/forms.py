@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, RadioField, SelectField, StringField
-from wtforms.validators import Email, InputRequired, Length, Regexp, ValidationError
+from wtforms.validators import Email, InputRequired, Length, Optional, Regexp, ValidationError
 
 from storefront.i18n import formatting_locale
 
@@ -80,7 +80,19 @@ class DetailsForm(FlaskForm):
     )
 
 
+class DeliveryForm(FlaskForm):
+    """The choice of delivery method, among those serving the customer's country."""
+
+    method = RadioField(
+        _l("Delivery"),
+        coerce=int,
+        validators=[InputRequired(message=_l("Please choose how you want your order delivered."))],
+    )
+
+
 class PlaceOrderForm(FlaskForm):
-    """The review page's button. The key makes a second submission find the first order."""
+    """The review page's button. The key makes a second submission find the first order; the
+    delivery price is the one the review showed, compared with the price at placing."""
 
     checkout_key = HiddenField(validators=[InputRequired(), Regexp(r"^[A-Za-z0-9_-]{16,64}$")])
+    delivery_price = HiddenField(validators=[Optional(), Regexp(r"^[0-9]{1,12}$")])
