@@ -50,6 +50,11 @@ def country_choices() -> list[tuple[str, str]]:
     return list(_countries(formatting_locale()))
 
 
+def country_codes() -> frozenset[str]:
+    """The two-letter codes of the countries an address can be in."""
+    return frozenset(code for code, _name in _countries("en"))
+
+
 def shop_country() -> str:
     """The country the shop is in (its VAT rates are that country's): the form's default."""
     return current_app.config["SHOP_COUNTRY"]
