@@ -12,6 +12,9 @@ from storefront.admin.catalogue_forms import _stripped
 from storefront.checkout.forms import country_codes
 from storefront.money import from_major
 
+# Amounts are stored as 32-bit integers of minor units (on PostgreSQL too).
+MAX_AMOUNT = 2**31 - 1
+
 
 def _major(currency: str, text: str, what: str) -> int:
     try:
@@ -22,6 +25,8 @@ def _major(currency: str, text: str, what: str) -> int:
         ) from exc
     if minor < 0:
         raise ValidationError(f"The {what} cannot be negative.")
+    if minor > MAX_AMOUNT:
+        raise ValidationError(f"The {what} is too large.")
     return minor
 
 
