@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 
+import pytest
 from sqlalchemy import select
 
 from storefront.admin.models import AuditEntry, Role
@@ -258,3 +259,38 @@ def test_the_delivery_pages_need_a_signed_in_member_of_staff(shop):
     anonymous = Browser()
     for path in ("/admin/delivery", "/admin/delivery/new"):
         assert "/admin/sign-in" in anonymous.get(f"{shop.url}{path}").url
+
+
+@pytest.mark.browser
+def test_delivery_chosen_in_chromium_without_javascript_is_on_the_receipt(page, shop, sandbox):
+    methods(shop, *DEMO)
+    _, slug = product(shop, name="Kenya AA", price=1450, stock=4)
+    page.goto(f"{shop.url}/p/{slug}")
+    page.get_by_role("button", name="Add to cart").click()
+    page.get_by_role("link", name="Checkout").click()
+    for field in ("email", "name", "address", "city", "postcode"):
+        page.fill(f"#{field}", CUSTOMER[field])
+    page.select_option("#country", CUSTOMER["country"])
+    page.check("#terms")
+    page.get_by_role("button", name="Review your order").click()
+
+    assert page.url == f"{shop.url}/checkout/delivery"
+    assert page.get_by_label("Standard post: €4.95").is_checked()  # the cheapest
+    page.get_by_label("Express courier: €9.95").check()
+    page.shot("delivery")
+    page.get_by_role("button", name="Review your order").click()
+    assert page.url == f"{shop.url}/checkout/review"
+    page.shot("review")
+    assert "Delivery: Express courier" in page.inner_text("table.summary")
+    page.get_by_role("button", name="Continue to secure payment").click()
+
+    page.fill("#pan", "4111111111111111")
+    page.fill("#expiry", "12/34")
+    page.fill("#cvc", "123")
+    page.fill("#cardholder", "Ann Example")
+    page.get_by_role("button", name="Pay").click()
+    assert page.url.startswith(f"{shop.url}/order/")
+    page.shot("receipt")
+    summary = page.inner_text("table.summary")
+    assert "Express courier" in summary and "€24.45" in summary
+    assert latest_order(shop)[0].total == 1450 + 995
