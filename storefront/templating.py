@@ -14,12 +14,14 @@ from flask import Flask, current_app, session
 
 from storefront.i18n import formatting_locale
 from storefront.money import format_money
+from storefront.orders import totals
 
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["country_name"] = country_name
     app.jinja_env.filters["datetime_utc"] = datetime_utc
+    app.jinja_env.filters["order_totals"] = totals.of_order
     app.context_processor(_globals)
 
 

@@ -44,12 +44,22 @@ def add_to_cart(shop, browser: Browser, slug: str, quantity: int = 1) -> Page:
     return page
 
 
-def checkout(shop, browser: Browser, gateway: str = "rbs") -> Page:
-    """The cart as it is → details → review → "Continue to secure payment": the gateway's page."""
+def checkout(shop, browser: Browser, gateway: str = "rbs", **details) -> Page:
+    """The cart as it is → details → delivery (the preselected method, where the shop has
+    delivery methods) → review → "Continue to secure payment": the gateway's page."""
+    return browser.submit(review(shop, browser, gateway, **details).form("/checkout/place"))
+
+
+def review(shop, browser: Browser, gateway: str = "rbs", method: int | None = None, **details):
+    """The cart as it is → details (``CUSTOMER``, with ``details`` typed over) → delivery
+    (``method``, or the one preselected) → the review page."""
     page = browser.get(f"{shop.url}/checkout/")
-    page = browser.submit(page.form("/checkout/"), gateway=gateway, **CUSTOMER)
-    assert "Review your order" in page, page.text
-    return browser.submit(page.form("/checkout/place"))
+    page = browser.submit(page.form("/checkout/"), gateway=gateway, **{**CUSTOMER, **details})
+    if page.url.endswith("/checkout/delivery"):
+        choice = {} if method is None else {"method": method}
+        page = browser.submit(page.form("/checkout/delivery"), **choice)
+    assert "Review your order" in page and page.url.endswith("/checkout/review"), page.text
+    return page
 
 
 def basket_to_gateway(

@@ -551,6 +551,7 @@ def unknown(anything: str):
 from storefront.admin import (  # noqa: E402, F401
     catalogue,
     dashboard,
+    delivery,
     export,
     fulfilment,
     notes,

@@ -68,6 +68,11 @@ def country_choices() -> list[tuple[str, str]]:
     return list(_countries(formatting_locale()))
 
 
+def country_codes() -> frozenset[str]:
+    """The two-letter codes of the countries an address can be in."""
+    return frozenset(code for code, _name in _countries("en"))
+
+
 def shop_country() -> str:
     """The country the shop is in (its VAT rates are that country's): the form's default."""
     return current_app.config["SHOP_COUNTRY"]
@@ -187,7 +192,19 @@ BILLING_FIELDS = (
 )
 
 
+class DeliveryForm(FlaskForm):
+    """The choice of delivery method, among those serving the customer's country."""
+
+    method = RadioField(
+        _l("Delivery"),
+        coerce=int,
+        validators=[InputRequired(message=_l("Please choose how you want your order delivered."))],
+    )
+
+
 class PlaceOrderForm(FlaskForm):
-    """The review page's button. The key makes a second submission find the first order."""
+    """The review page's button. The key makes a second submission find the first order; the
+    delivery price is the one the review showed, compared with the price at placing."""
 
     checkout_key = HiddenField(validators=[InputRequired(), Regexp(r"^[A-Za-z0-9_-]{16,64}$")])
+    delivery_price = HiddenField(validators=[Optional(), Regexp(r"^[0-9]{1,12}$")])

@@ -1,4 +1,8 @@
-"""Checkout for guests: details, review, then "Continue to secure payment".
+"""Checkout for guests: details, delivery, review, then "Continue to secure payment".
+
+The delivery is chosen once the address (and so the country) is known, among the methods
+serving that country; the choice is checked again at the review and at placing, and the order
+is placed only at the delivery price the review showed.
 
 Placing the order freezes the cart into an order, reserves the stock, creates a payment attempt,
 registers it with the gateway and answers 303 to the gateway's page. The review form carries a
@@ -12,15 +16,17 @@ from flask import Blueprint, abort, flash, redirect, render_template, session, u
 from flask_babel import gettext as _
 
 from storefront.cart import service as cart_service
+from storefront.checkout import delivery
 from storefront.checkout.forms import (
     BILLING_FIELDS,
+    DeliveryForm,
     DetailsForm,
     PlaceOrderForm,
     country_choices,
     shop_country,
 )
 from storefront.gateways import method_name, offered
-from storefront.orders import mail
+from storefront.orders import mail, totals
 from storefront.orders import service as orders
 from storefront.payments.handoff import (
     PaymentNotStarted,
@@ -35,6 +41,7 @@ bp = Blueprint("checkout", __name__, url_prefix="/checkout")
 DETAILS = "checkout"  # session key of the customer's details between the two steps
 KEY = "checkout_key"
 TYPED = ("email", "name", "address", "city", "postcode", "country", "phone", "gateway", "note")
+DELIVERY = "checkout_delivery"  # the method chosen and the price shown: {"id": 1, "price": 495}
 
 
 def _details_form() -> DetailsForm:
@@ -60,15 +67,60 @@ def start():
     form = _details_form()
     if form.validate_on_submit():
         same = not form.billing_differs()
+        previous = session.get(DETAILS) or {}
         session[DETAILS] = {
             **{name: (getattr(form, name).data or "").strip() for name in TYPED},
             "billing_same": same,
             # Ticked, the billing fields are ignored: the order has no billing address of its own.
             **{name: "" if same else getattr(form, name).data.strip() for name in BILLING_FIELDS},
         }
-        return redirect(url_for("checkout.review"), code=303)
+        if previous.get("country") != session[DETAILS]["country"]:
+            session.pop(DELIVERY, None)  # another country: its own methods and prices
+        step = "checkout.delivery_choice" if delivery.needed() else "checkout.review"
+        return redirect(url_for(step), code=303)
     processors = {g.name: g.processor for g in offered()}
-    return render_template("checkout/details.html", form=form, cart=cart, processors=processors)
+    return render_template(
+        "checkout/details.html",
+        form=form,
+        cart=cart,
+        processors=processors,
+        delivery_step=delivery.needed(),
+    )
+
+
+@bp.route("/delivery", methods=("GET", "POST"))
+def delivery_choice():
+    """The delivery methods serving the customer's country, with their price for this cart."""
+    cart = cart_service.read_cart()
+    if cart.is_empty:
+        return redirect(url_for("cart.show"))
+    details = session.get(DETAILS)
+    if not details:
+        return redirect(url_for("checkout.start"))
+    if not delivery.needed():
+        session.pop(DELIVERY, None)
+        return redirect(url_for("checkout.review"))
+    offered_here = delivery.quotes(details["country"], cart.total)
+    form = DeliveryForm()
+    form.method.choices = [(q.method_id, q.name) for q in offered_here]
+    if form.validate_on_submit():
+        chosen = next(q for q in offered_here if q.method_id == form.method.data)
+        session[DELIVERY] = {"id": chosen.method_id, "price": chosen.price}
+        return redirect(url_for("checkout.review"), code=303)
+    if not form.is_submitted():
+        stored = session.get(DELIVERY) or {}
+        ids = {q.method_id for q in offered_here}
+        best = delivery.cheapest(offered_here)
+        form.method.data = stored.get("id") if stored.get("id") in ids else best and best.method_id
+    prices = {q.method_id: q.price for q in offered_here}
+    return render_template(
+        "checkout/delivery.html",
+        form=form,
+        cart=cart,
+        prices=prices,
+        country=dict(country_choices()).get(details["country"], details["country"]),
+        delivery_step=True,
+    ), (422 if form.errors else 200)
 
 
 @bp.get("/review")
@@ -80,12 +132,23 @@ def review():
         return redirect(url_for("cart.show"))
     if not details:
         return redirect(url_for("checkout.start"))
+    try:
+        chosen = delivery.confirm(session.get(DELIVERY), details["country"], cart.total)
+    except delivery.DeliveryChanged as changed:
+        if str(changed):
+            flash(str(changed), "error")
+        return redirect(url_for("checkout.delivery_choice"))
     session.setdefault(KEY, orders.new_token())
-    form = PlaceOrderForm(checkout_key=session[KEY])
+    form = PlaceOrderForm(
+        checkout_key=session[KEY],
+        delivery_price=str(chosen.price) if chosen.method_id else "",
+    )
     gateway = next((g for g in offered() if g.name == details["gateway"]), None)
     return render_template(
         "checkout/review.html",
         cart=cart,
+        totals=totals.of_cart(cart, chosen.name, chosen.price),
+        delivery_step=chosen.method_id is not None,
         details=details,
         form=form,
         gateway=gateway,
@@ -129,13 +192,27 @@ def place():
         return redirect(url_for("checkout.start"))
     if details.get("gateway") not in {g.name for g in offered()}:
         return redirect(url_for("checkout.start"))
+    # Never a delivery price the customer did not see: the review's, checked against now.
+    try:
+        chosen = delivery.confirm(session.get(DELIVERY), details["country"], cart.total)
+    except delivery.DeliveryChanged as changed:
+        if str(changed):
+            flash(str(changed), "error")
+        return redirect(url_for("checkout.delivery_choice"))
+    shown = form.delivery_price.data or ""
+    if shown != (str(chosen.price) if chosen.method_id else ""):
+        flash(_("The delivery price has changed. Please check your order again."), "error")
+        return redirect(url_for("checkout.delivery_choice"))
     # Details kept from before the phone, billing and note fields existed have none of them.
     customer = orders.CustomerDetails(
         **{k: details.get(k, "") for k in (*TYPED, *BILLING_FIELDS) if k != "gateway"}
     )
     try:
         order, created = orders.place_order(
-            [(line.product, line.quantity) for line in cart.lines], customer, key
+            [(line.product, line.quantity) for line in cart.lines],
+            customer,
+            key,
+            chosen.as_order_delivery,
         )
     except orders.OutOfStock as short:
         flash(
@@ -152,6 +229,7 @@ def place():
     previous = session.get("open_order")
     cart_service.clear()
     session.pop(KEY, None)
+    session.pop(DELIVERY, None)
     session["open_order"] = order.receipt_token
     if previous:
         abandon(previous, f"replaced by order {order.number}")
