@@ -81,6 +81,7 @@ def test_back_from_the_gateway_unpaid_the_cart_says_the_order_waits_and_offers_a
     product_id, slug = product(shop, name="Darjeeling", price=800, stock=5)
     checkout_in_chromium(page, shop, slug)
     assert page.url.startswith(sandbox.url)  # the gateway's page
+    page.wait_for_load_state()
     page.go_back()  # the browser's Back: the review page, which sends an empty cart home
     page.shot("back-from-the-gateway")
     order, _ = latest_order(shop)
@@ -88,8 +89,9 @@ def test_back_from_the_gateway_unpaid_the_cart_says_the_order_waits_and_offers_a
     assert f"Order {order.number} is waiting for payment." in page.content()
 
     page.get_by_role("link", name="Continue to payment").click()
+    page.wait_for_load_state()
     assert page.url.startswith(sandbox.url)  # the same payment, where the customer left it
-    page.go_back()
+    page.goto(f"{shop.url}/cart/")
     page.get_by_role("button", name="Change the order").click()
     page.shot("order-changed")
     assert page.url == f"{shop.url}/cart/"
@@ -113,6 +115,7 @@ def test_an_order_paid_in_another_tab_is_not_changed_back_into_the_cart(page, sh
     _, slug = product(shop, name="Assam", price=650, stock=5)
     checkout_in_chromium(page, shop, slug)
     gateway_page = page.url
+    page.wait_for_load_state()
     page.go_back()
     assert "is waiting for payment" in page.content()
     other = page.context.new_page()
