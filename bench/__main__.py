@@ -15,8 +15,9 @@ database whose role may create databases) the run:
 5. measures the pages again on a database seeded with 100,000 products (each further size),
    to show what each page's cost does as the catalogue grows.
 
-Before all that, a bare Flask app (``bench.bare``) is measured the same way, as the yardstick
-for every page's throughput. Progress goes to stderr, the report to stdout.
+Before and after all that, a bare Flask app (``bench.bare``) is measured the same way, as the
+yardstick for every page's throughput (the better of the two). Progress goes to stderr, the
+report to stdout.
 """
 
 from __future__ import annotations
@@ -297,6 +298,10 @@ def main(argv: list[str] | None = None) -> None:
                 run.queries[size] = queries.count_queries(url, folder / f"q-{label}-{size}", size)
             measure_shop(run, new_database, processes, folder / label.lower(), args)
             runs.append(run)
+        # The yardstick again, and the better of the two kept: a run of it that the kernel gave
+        # one worker alone, or that the machine slowed, would flatter every page against it.
+        again = measure_bare(processes, folder, args)
+        bare = max(bare, again, key=lambda row: row.stats.rps)
     postgres = servers.plain_postgres_url(admin) if admin else None
     described = machine.describe(load.tool_name(), postgres, watch)
     print_report(args, started, time.monotonic() - began, described, bare, runs)

@@ -8,6 +8,7 @@ reserves stock, registers the payment with the gateway and answers 303 to the ga
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -107,7 +108,9 @@ def prepare(shop: str, slug: str) -> Checkout:
 
 def _to_review(http: requests.Session, shop: str, slug: str) -> tuple[str, str]:
     # One CSRF token serves every form of a session: the product page's is used for the details.
-    details = {"csrf_token": fill_cart(http, shop, [slug]), **CUSTOMER}
+    # A customer of their own: the shop bounds what one customer's unpaid orders may hold.
+    customer = {**CUSTOMER, "email": f"ann.{secrets.token_hex(6)}@example.com"}
+    details = {"csrf_token": fill_cart(http, shop, [slug]), **customer}
     _expect(
         http.post(f"{shop}/checkout/", data=details, allow_redirects=False, timeout=TIMEOUT), 303
     )

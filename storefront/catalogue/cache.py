@@ -27,9 +27,9 @@ import threading
 import time
 from collections import OrderedDict
 
-from flask import g, request
-from sqlalchemy import Integer, event, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from flask import current_app, g, request
+from sqlalchemy import Integer, create_engine, event, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from storefront.catalogue.models import Category, Product
@@ -64,11 +64,39 @@ def current_version() -> int:
     """The catalogue's version: one primary-key read, once per request (every page's menu
     and content are keyed by it, and must agree)."""
     if "catalogue_version" not in g:
-        # Through the session's connection, so within its transaction, but as a Core statement:
-        # the ORM's result machinery would cost more than the read itself.
-        found = db.session.connection().execute(_READ_VERSION).scalar()
-        g.catalogue_version = int(found or 0)
+        g.catalogue_version = int(_read_version() or 0)
     return g.catalogue_version
+
+
+_readers_lock = threading.Lock()
+
+
+def _read_version() -> int | None:
+    """On SQLite, through the session (a read there starts no transaction). On a server
+    database, a page served from the cache asks the database nothing else, so the read has a
+    pool of its own: autocommit, so no BEGIN and ROLLBACK around the one SELECT, and no ping
+    before each use, so one round trip in all; a connection the server dropped is found by the
+    read itself, which is then made once more on a fresh one."""
+    if db.engine.dialect.name == "sqlite":
+        # A Core statement: the ORM's result machinery would cost more than the read itself.
+        return db.session.connection().execute(_READ_VERSION).scalar()
+    reader = current_app.extensions.get("catalogue_version_reader")
+    if reader is None:
+        with _readers_lock:
+            reader = current_app.extensions.get("catalogue_version_reader")
+            if reader is None:
+                reader = create_engine(
+                    db.engine.url, isolation_level="AUTOCOMMIT", pool_size=4, max_overflow=60
+                )
+                current_app.extensions["catalogue_version_reader"] = reader
+    for attempt in (1, 2):
+        try:
+            with reader.connect() as connection:
+                return connection.execute(_READ_VERSION).scalar()
+        except DBAPIError as error:
+            if not error.connection_invalidated or attempt == 2:
+                raise
+    return None  # not reached: the second try returns or raises
 
 
 def catalogue_changed() -> None:
