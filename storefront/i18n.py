@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +39,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import force_locale as babel_force_locale
 from flask_babel import get_locale, get_translations, gettext
 from werkzeug.wrappers import Response
 
@@ -68,14 +71,40 @@ def init_app(app: Flask) -> None:
     _compile_if_stale(app)
 
 
+_CACHED = "_storefront_translations"  # where a request keeps its translations
+
+
+def _request_dict() -> dict[str, Any]:
+    """The request object's own attributes (not the context-local proxy's)."""
+    proxy: Any = request
+    return vars(proxy._get_current_object())
+
+
 def _translations():
     """This request's translations (Flask-Babel's), looked up once per request."""
     if not has_request_context():
         return get_translations()
-    found = getattr(request, "_storefront_translations", None)
+    held = _request_dict()
+    found = held.get(_CACHED)
     if found is None:
-        found = request._storefront_translations = get_translations()
+        found = held[_CACHED] = get_translations()
     return found
+
+
+@contextmanager
+def force_locale(locale: str | None) -> Iterator[None]:
+    """Flask-Babel's ``force_locale``, which also sets aside the translations this request has
+    looked up, so that templates rendered inside speak ``locale`` (a mail in its order's
+    language, composed during another customer's request)."""
+    held = _request_dict() if has_request_context() else {}
+    saved = held.pop(_CACHED, None)
+    try:
+        with babel_force_locale(locale):
+            yield
+    finally:
+        held.pop(_CACHED, None)
+        if saved is not None:
+            held[_CACHED] = saved
 
 
 def _gettext(text: str) -> str:

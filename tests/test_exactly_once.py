@@ -298,8 +298,10 @@ def test_thirty_buyers_for_the_last_item(deployment, sandbox):
     responses = at_once(
         [
             (
-                lambda i=i, b=b, f=f: b.http.post(
-                    f"{urls[i % 2]}/checkout/place", data=f.fields, timeout=60
+                # Each on a new connection: a kept-alive one may have been closed by the
+                # server while the other buyers were getting ready.
+                lambda i=i, b=b, f=f: fresh(
+                    b, "POST", f"{urls[i % 2]}/checkout/place", data=f.fields
                 )
             )
             for i, (b, f) in enumerate(buyers)

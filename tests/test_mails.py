@@ -1,6 +1,6 @@
 """The customer's mails, each sent once through the outbox, over real HTTP against the sandbox:
 order received, payment failed with its "pay now" link, confirmation, refunded, cancelled and
-expired."""
+expired; on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -34,6 +34,20 @@ from tests.journeys import (
 scenario = pytest.mark.scenario
 
 DECLINE = "4000000000000002"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request) -> str | None:
+    """Each test on SQLite and on PostgreSQL: the database URL, None for the SQLite default."""
+    return request.getfixturevalue("postgres_database") if request.param == "postgresql" else None
+
+
+@pytest.fixture
+def shop(make_shop, database):
+    """The shop with the BPC/RBS gateway, on the database of this run of the test."""
+    return make_shop(**({"DATABASE_URL": database} if database else {}))
+
+
 EVERY_KIND = [
     *sorted(set(ORDER_MAILS.values())),
     "order_received",
@@ -296,8 +310,8 @@ def test_an_expired_order_mails_the_customer_once(shop, sandbox):
 
 
 @scenario("A held payment voided by the operator → cancelled once, one mail", gateway="rbs")
-def test_a_voided_order_mails_the_customer_once(make_shop, sandbox):
-    shop = make_shop(RBS_TWO_PHASE=True)
+def test_a_voided_order_mails_the_customer_once(make_shop, sandbox, database):
+    shop = make_shop(RBS_TWO_PHASE=True, **({"DATABASE_URL": database} if database else {}))
     _, slug = product(shop, stock=5)
     browser = Browser()
     to_gateway(shop, browser, slug)

@@ -27,12 +27,12 @@ from flask import (
     render_template,
     url_for,
 )
-from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
 
 from storefront.database import rows_changed
 from storefront.extensions import db
+from storefront.i18n import force_locale
 from storefront.orders import paylink
 from storefront.orders.models import Order, OutboxMessage, mail_kind
 from storefront.orders.shipping import shipment_of

@@ -19,14 +19,13 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from storefront.cart import service as cart_service
 from storefront.extensions import db
 from storefront.gateways import offered
-from storefront.i18n import order_page_locale
+from storefront.i18n import force_locale, order_page_locale
 from storefront.orders import paylink
 from storefront.orders.forms import LookupForm, PayForm, PayNowForm
 from storefront.orders.models import Order, OrderState

@@ -16,11 +16,10 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
-from flask_babel import force_locale
 
 from storefront.extensions import csrf
 from storefront.gateways import configured
-from storefront.i18n import shop_locale
+from storefront.i18n import force_locale, shop_locale
 from storefront.orders.views import render_order
 from storefront.payments import receive
 from storefront.ratelimit import limited
