@@ -8,7 +8,7 @@ second operator makes one gateway call, not two.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import (
     Blueprint,
@@ -54,7 +54,7 @@ from storefront.orders.refunds import refunds_of
 from storefront.payments import backoffice
 from storefront.payments.models import PaymentAttempt
 from storefront.templating import money
-from storefront.timeutil import as_utc
+from storefront.timeutil import as_utc, now_utc
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -76,6 +76,18 @@ def _require_staff():
 @bp.context_processor
 def _admin_globals() -> dict:
     return {"staff": auth.current_staff(), "sign_out_form": EmptyForm(formdata=None)}
+
+
+@bp.app_template_global()
+def action_in_flight(attempt: PaymentAttempt) -> bool:
+    """Whether the back-office call on ``attempt`` may still be waiting for its answer (a
+    second click while the first is under way), rather than have lost it: younger than the
+    gateway's connect and read timeouts."""
+    if not attempt.action or attempt.action_at is None:
+        return False
+    config = current_app.config
+    limit = float(config["GATEWAY_CONNECT_TIMEOUT"]) + float(config["GATEWAY_READ_TIMEOUT"])
+    return as_utc(attempt.action_at) > now_utc() - timedelta(seconds=limit)
 
 
 @bp.app_template_filter("admin_time")
