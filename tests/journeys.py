@@ -163,3 +163,19 @@ def pay_without_coming_back(browser: Browser, card: str = "4111111111111111") ->
     )
     assert response.status_code in (302, 303), response.text
     return response.headers["Location"]
+
+
+def mail_files(shop, pattern: str, seconds: float = 5.0) -> list:
+    """The mails written for ``pattern`` (e.g. ``"123-order_confirmation-*.eml"``): sent once
+    the answer has gone out, or else by the reconciler's next drain, which this runs then."""
+    from pathlib import Path
+
+    folder = Path(shop.app.instance_path) / "mail"
+    if not wait_for(lambda: list(folder.glob(pattern)), seconds=seconds):
+        from storefront.extensions import db
+        from storefront.orders.mail import drain
+
+        with shop.app.app_context():
+            drain()
+            db.session.remove()
+    return sorted(folder.glob(pattern))

@@ -7,14 +7,20 @@ from __future__ import annotations
 import re
 from email import message_from_bytes
 from email.policy import default as email_policy
-from pathlib import Path
 
 import pytest
 
 from storefront.catalogue.seed import seed_demo_catalogue
 from tests.admin_steps import Back, make_staff
 from tests.browser import Browser, Page
-from tests.journeys import CUSTOMER, add_to_cart, latest_order, pay_rbs, product, wait_for
+from tests.journeys import (
+    CUSTOMER,
+    add_to_cart,
+    latest_order,
+    mail_files,
+    pay_rbs,
+    product,
+)
 
 page = Page.from_test_client
 ETHIOPIA = "ethiopia-yirgacheffe-250-g"
@@ -307,8 +313,7 @@ def test_phone_billing_and_note_reach_the_order_the_receipt_the_mail_and_the_adm
     assert ESCAPED in page and "<script>alert" not in page.text
 
     # The confirmation mail, in both its parts.
-    folder = Path(shop.app.instance_path) / "mail"
-    [mail] = wait_for(lambda: list(folder.glob(f"{order.number}-order_confirmation-*.eml")))
+    [mail] = mail_files(shop, f"{order.number}-order_confirmation-*.eml")
     message = message_from_bytes(mail.read_bytes(), policy=email_policy)
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()

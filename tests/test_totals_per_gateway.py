@@ -8,22 +8,20 @@ import email
 import html
 import re
 from email import policy
-from pathlib import Path
 
 import pytest
 
 from storefront.checkout.models import DeliveryMethod
-from storefront.orders.models import OutboxMessage
 from tests.browser import Browser
 from tests.factories import make_product
 from tests.journeys import (
     add_to_cart,
     checkout,
     latest_order,
+    mail_files,
     pay_altapay,
     pay_interpay,
     pay_rbs,
-    wait_for,
 )
 
 PAY = {"rbs": pay_rbs, "altapay": pay_altapay, "interpay": pay_interpay}
@@ -52,14 +50,7 @@ def stocked(shop) -> tuple[str, str]:
 
 
 def confirmation(shop, number: str) -> email.message.EmailMessage:
-    def sent() -> bool:
-        with shop.db() as session:
-            rows = session.query(OutboxMessage).all()
-            return bool(rows) and all(row.sent_at is not None for row in rows)
-
-    assert wait_for(sent, seconds=10.0)
-    folder = Path(shop.app.instance_path) / "mail"
-    [path] = folder.glob(f"{number}-order_confirmation-*.eml")
+    [path] = mail_files(shop, f"{number}-order_confirmation-*.eml")
     return email.message_from_bytes(path.read_bytes(), policy=policy.default)
 
 
