@@ -183,7 +183,11 @@ def _deliver(email: EmailMessage, name: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         # One file per sending, never overwritten: a mail sent twice shows as two files.
         stamp = f"{now_utc():%Y%m%dT%H%M%S%f}-{secrets.token_hex(3)}"
-        (folder / f"{name}-{stamp}.eml").write_bytes(bytes(email))
+        # Written aside, then renamed: whoever reads the folder never sees half a mail.
+        target = folder / f"{name}-{stamp}.eml"
+        partial = target.with_suffix(".part")
+        partial.write_bytes(bytes(email))
+        partial.replace(target)
         return
     parts = urlsplit(url)
     smtp_class = smtplib.SMTP_SSL if parts.scheme == "smtps" else smtplib.SMTP
