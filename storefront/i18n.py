@@ -71,7 +71,9 @@ def init_app(app: Flask) -> None:
     _compile_if_stale(app)
 
 
-_CACHED = "_storefront_translations"  # where a request keeps its translations
+# Where a request keeps its translations and its language, each looked up once.
+_CACHED = "_storefront_translations"
+_LOCALE = "_storefront_locale"
 
 
 def _request_dict() -> dict[str, Any]:
@@ -97,14 +99,14 @@ def force_locale(locale: str | None) -> Iterator[None]:
     looked up, so that templates rendered inside speak ``locale`` (a mail in its order's
     language, composed during another customer's request)."""
     held = _request_dict() if has_request_context() else {}
-    saved = held.pop(_CACHED, None)
+    saved = {key: held.pop(key) for key in (_CACHED, _LOCALE) if key in held}
     try:
         with babel_force_locale(locale):
             yield
     finally:
-        held.pop(_CACHED, None)
-        if saved is not None:
-            held[_CACHED] = saved
+        for key in (_CACHED, _LOCALE):
+            held.pop(key, None)
+        held.update(saved)
 
 
 def _gettext(text: str) -> str:
@@ -177,7 +179,11 @@ def current_locale() -> str:
     """The language this request is answered in (``"de"``); the default outside a request."""
     if not has_request_context():
         return default_locale()
-    return str(get_locale() or default_locale())
+    held = _request_dict()
+    found = held.get(_LOCALE)
+    if found is None:
+        found = held[_LOCALE] = str(get_locale() or default_locale())
+    return found
 
 
 def formatting_locale() -> str:

@@ -26,10 +26,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from typing import TypeVar
 
 from flask import current_app, g, request
-from sqlalchemy import Integer, create_engine, event, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import Engine, Integer, create_engine, event, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from storefront.catalogue.models import Category, Product
@@ -37,7 +38,8 @@ from storefront.extensions import Model, db
 from storefront.i18n import current_locale
 
 TTL_SECONDS = 30.0
-MAX_ENTRIES = 512
+MAX_ENTRIES = 512  # rendered pages and fragments, per process
+MAX_ROWS = 4096  # products as the cart shows them, per process
 CSRF_PLACEHOLDER = "\x00csrf\x00"
 # Where a cached page's per-customer parts go (characters no rendered page holds).
 PLACEHOLDERS = {"cart": "\x00cart\x00", "flashes": "\x00flashes\x00"}
@@ -46,6 +48,7 @@ PLACEHOLDERS = {"cart": "\x00cart\x00", "flashes": "\x00flashes\x00"}
 WATCHED: list[type] = [Product, Category]
 
 _MARK = "catalogue_changed"
+T = TypeVar("T")
 
 
 class CatalogueVersion(Model):
@@ -57,7 +60,7 @@ class CatalogueVersion(Model):
     version: Mapped[int] = mapped_column(Integer, default=0)
 
 
-_READ_VERSION = select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
+_VERSION_SQL = "SELECT version FROM catalogue_version WHERE id = 1"
 
 
 def current_version() -> int:
@@ -72,30 +75,50 @@ _readers_lock = threading.Lock()
 
 
 def _read_version() -> int | None:
-    """On SQLite, through the session (a read there starts no transaction). On a server
-    database, a page served from the cache asks the database nothing else, so the read has a
+    """On a SQLite file, on a connection of the shop's own pool. On a server database, on a
     pool of its own: autocommit, so no BEGIN and ROLLBACK around the one SELECT, and no ping
-    before each use, so one round trip in all; a connection the server dropped is found by the
-    read itself, which is then made once more on a fresh one."""
-    if db.engine.dialect.name == "sqlite":
-        # A Core statement: the ORM's result machinery would cost more than the read itself.
-        return db.session.connection().execute(_READ_VERSION).scalar()
+    before each use, so one round trip in all. A page served from the cache asks the
+    database nothing else, and never opens the request's ORM session."""
+    engine = db.engine
+    if engine.dialect.name == "sqlite":
+        if engine.url.database in (None, "", ":memory:"):
+            # One connection shared by the whole process: handing it back would roll back
+            # whatever the session is doing on it.
+            return db.session.execute(select(CatalogueVersion.version)).scalar()
+        return _select_version(engine)
     reader = current_app.extensions.get("catalogue_version_reader")
     if reader is None:
         with _readers_lock:
             reader = current_app.extensions.get("catalogue_version_reader")
             if reader is None:
                 reader = create_engine(
-                    db.engine.url, isolation_level="AUTOCOMMIT", pool_size=4, max_overflow=60
+                    engine.url, isolation_level="AUTOCOMMIT", pool_size=4, max_overflow=60
                 )
                 current_app.extensions["catalogue_version_reader"] = reader
+    return _select_version(reader)
+
+
+def _select_version(engine: Engine) -> int | None:
+    """The one SELECT on a pooled DBAPI connection, beneath SQLAlchemy's Core: for a query this
+    small, Core's own work around it cost several times the query. A connection the server
+    dropped is found by the query itself, which is then made once more on a fresh one."""
     for attempt in (1, 2):
+        connection = engine.raw_connection()
         try:
-            with reader.connect() as connection:
-                return connection.execute(_READ_VERSION).scalar()
-        except DBAPIError as error:
-            if not error.connection_invalidated or attempt == 2:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(_VERSION_SQL)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            return row[0] if row else None
+        except engine.dialect.loaded_dbapi.Error as error:
+            dropped = engine.dialect.is_disconnect(error, connection.dbapi_connection, None)
+            if not dropped or attempt == 2:
                 raise
+            connection.invalidate()
+        finally:
+            connection.close()
     return None  # not reached: the second try returns or raises
 
 
@@ -148,7 +171,8 @@ def _on_rollback(session) -> None:
 class FragmentCache:
     """A small per-process LRU of rendered fragments with a time limit."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = MAX_ENTRIES) -> None:
+        self._size = size
         self._entries: OrderedDict[tuple, tuple[float, object]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -161,12 +185,13 @@ class FragmentCache:
             self._entries.move_to_end(key)
             return found[1]
 
-    def put(self, key: tuple, value: object) -> None:
+    def put(self, key: tuple, value: T) -> T:
         with self._lock:
             self._entries[key] = (time.monotonic() + TTL_SECONDS, value)
             self._entries.move_to_end(key)
-            while len(self._entries) > MAX_ENTRIES:
+            while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
+        return value
 
     def clear(self) -> None:
         with self._lock:
@@ -176,6 +201,12 @@ class FragmentCache:
 def fragments_of(app) -> FragmentCache:
     """The application's own fragment cache (one per app object: tests build many)."""
     return app.extensions.setdefault("catalogue_fragments", FragmentCache())
+
+
+def rows_of(app) -> FragmentCache:
+    """The application's cache of catalogue rows (products as the cart shows them): apart from
+    the pages, so that many customers' carts do not push the pages out."""
+    return app.extensions.setdefault("catalogue_rows", FragmentCache(MAX_ROWS))
 
 
 def request_key(version: int) -> tuple:

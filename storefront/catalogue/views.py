@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from types import SimpleNamespace
 from typing import Any
 
 from flask import (
     Blueprint,
     current_app,
+    g,
     get_flashed_messages,
     make_response,
     render_template,
@@ -27,9 +28,13 @@ from storefront.catalogue.cache import (
     fragments_of,
     request_key,
 )
+from storefront.i18n import current_locale
 from storefront.templating import cart_count
 
 bp = Blueprint("catalogue", __name__)
+# Set on a request that found the database unreachable: its page (the error page saying so)
+# is rendered without the menu and without the fragment cache, and asks no more.
+_UNAVAILABLE = "catalogue_unavailable"
 
 
 @bp.app_context_processor
@@ -37,13 +42,43 @@ def _navigation() -> dict:
     # Every page's header lists the categories. Loaded lazily and once per request; a broken
     # database must not also break the error page that reports it, so it then shows no menu.
     def nav_categories():
+        if g.get(_UNAVAILABLE):
+            return []
         try:
             return _menu()
         except Exception:
+            g.setdefault(_UNAVAILABLE, True)
             current_app.logger.exception("could not load the category menu")
             return []
 
     return {"nav_categories": nav_categories}
+
+
+@bp.app_template_global()
+def cached(name: str, *key: Hashable, caller: Callable[[], str]) -> Markup:
+    """``{% call cached("footer") %}…{% endcall %}``: the block as rendered once per catalogue
+    version, language and ``key``, taken from the fragment cache after that. The parts of
+    ``base.html`` that every page shows and no customer's own data is in (the banner, the
+    search form, the menu, the footer) are rendered once, not on every page.
+
+    Nothing that belongs to one customer may be inside such a block: the cart link, flash
+    messages and CSRF tokens stay outside. Without a database (the error page saying so) the
+    block is rendered each time."""
+    if g.get(_UNAVAILABLE):
+        return Markup(caller())  # noqa: S704 - the block's own rendering, escaped by Jinja
+    try:
+        version = current_version()
+    except Exception:
+        g.setdefault(_UNAVAILABLE, True)
+        current_app.logger.exception("could not read the catalogue's version")
+        return Markup(caller())  # noqa: S704 - as above
+    full_key = ("fragment", name, version, current_locale(), request.script_root, *key)
+    fragments = fragments_of(current_app)
+    found = fragments.get(full_key)
+    if found is None:
+        found = Markup(caller())  # noqa: S704 - the block's own rendering, escaped by Jinja
+        fragments.put(full_key, found)
+    return found
 
 
 def _menu() -> list[SimpleNamespace]:
@@ -89,12 +124,24 @@ def _placeholder(name: str) -> Markup:
 def _fill(page: str) -> str:
     """The cached page with this customer's cart link, flash messages and CSRF token."""
     parts: Any = current_app.jinja_env.get_template("_customer.html").module  # its macros
+    page = page.replace(PLACEHOLDERS["cart"], _cart_link(parts, cart_count()), 1)
     messages = get_flashed_messages(with_categories=True) if "_flashes" in session else []
-    page = page.replace(PLACEHOLDERS["cart"], parts.cart_link(cart_count()), 1)
-    page = page.replace(PLACEHOLDERS["flashes"], parts.flashes(messages), 1)
+    page = page.replace(PLACEHOLDERS["flashes"], parts.flashes(messages) if messages else "", 1)
     if CSRF_PLACEHOLDER in page:
         page = page.replace(CSRF_PLACEHOLDER, generate_csrf())
     return page
+
+
+def _cart_link(parts: Any, count: int) -> str:
+    """The header's cart link for ``count`` items: the same for every cart of that size, so
+    rendered once per language and size (it is the count that is the customer's, and it is
+    the key)."""
+    key = ("cart-link", current_locale(), request.script_root, count)
+    fragments = fragments_of(current_app)
+    link = fragments.get(key)
+    if link is None:
+        link = fragments.put(key, str(parts.cart_link(count)))
+    return link
 
 
 def _per_page() -> int:
