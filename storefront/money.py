@@ -102,11 +102,13 @@ def from_major(text: str, currency: str) -> int:
     return int(value)
 
 
+@functools.lru_cache(maxsize=4096)
 def format_money(amount: int, currency: str, locale: str = "en_IE") -> str:
     """Minor units to what a person reads: 1250, 'EUR' -> '€12.50'; 1250, 'KWD' -> 'KWD1.250'.
 
     The locale decides symbol, placement and separators; the ISO exponent decides the digits
-    (CLDR's own preference differs for a few currencies).
+    (CLDR's own preference differs for a few currencies). Kept for the prices met most often:
+    Babel's formatting costs more than the rest of a product card.
     """
     info = currency_info(currency)
     parsed, pattern = _money_pattern(locale, info.exponent)

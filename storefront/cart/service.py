@@ -10,10 +10,12 @@ notice such a change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import current_app, session
 from flask_babel import gettext as _
 
+from storefront.catalogue import queries
 from storefront.catalogue.models import Product
 from storefront.extensions import db
 from storefront.i18n import formatting_locale
@@ -34,7 +36,7 @@ class CartError(ValueError):
 
 @dataclass
 class CartLine:
-    product: Product
+    product: Product | queries.ProductView
     quantity: int
 
     @property
@@ -62,11 +64,14 @@ class Cart:
         return not self.lines
 
 
-def read_cart() -> Cart:
+def read_cart(current: bool = False) -> Cart:
     """The cart as it stands now, with notices for whatever changed since it was last read.
 
-    Loads the products in one query, drops products that are gone or withdrawn, clamps
-    quantities to the stock and ``MAX_QUANTITY``, and writes the corrected cart back.
+    Its products are what the catalogue shows now (``queries.product_views``: as read at the
+    catalogue's current version, mostly with no query); ``current=True`` reads them from the
+    database as ORM instances instead, for placing the order. Then it drops products that are
+    gone or withdrawn, clamps quantities to the stock and ``MAX_QUANTITY``, and writes the
+    corrected cart back.
     """
     quantities = _stored()
     seen_prices = _stored_prices()
@@ -74,8 +79,12 @@ def read_cart() -> Cart:
     if not quantities:
         _save({}, {})
         return cart
-    stmt = db.select(Product).where(Product.id.in_([int(key) for key in quantities]))
-    products = {str(p.id): p for p in db.session.execute(stmt).scalars()}
+    if current:
+        stmt = db.select(Product).where(Product.id.in_([int(key) for key in quantities]))
+        products: dict[str, Any] = {str(p.id): p for p in db.session.execute(stmt).scalars()}
+    else:
+        shown = queries.product_views(int(key) for key in quantities)
+        products = {str(key): view for key, view in shown.items()}
     kept: dict[str, int] = {}
     prices: dict[str, int] = {}
     for key, wanted in quantities.items():

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from flask import abort, g
-from sqlalchemy import Select, bindparam, false, func, union_all
+from flask import abort, current_app, g
+from sqlalchemy import Select, bindparam, false, func, select, union_all
 from sqlalchemy.orm import joinedload
 
 from storefront.catalogue import search
+from storefront.catalogue.cache import current_version, rows_of
 from storefront.catalogue.models import Category, Product
 from storefront.extensions import db
 
@@ -212,3 +213,52 @@ def _paginate(
         )
         page.items = list(db.session.execute(stmt).scalars())
     return page
+
+
+@dataclass(frozen=True)
+class ProductView:
+    """What the cart shows of a product, as read at one catalogue version: a plain value that
+    may be kept between requests (an ORM instance may not), and that no one can change."""
+
+    id: int
+    slug: str
+    name: str
+    price: int
+    stock: int
+    active: bool
+    image_url: str
+    image_alt: str
+    tax_class: str
+
+    @classmethod
+    def of(cls, product: Product) -> ProductView:
+        return cls(
+            id=product.id,
+            slug=product.slug,
+            name=product.name,
+            price=product.price,
+            stock=product.stock,
+            active=product.active,
+            image_url=product.image_url,
+            image_alt=product.image_alt,
+            tax_class=product.tax_class,
+        )
+
+
+def product_views(ids: Iterable[int]) -> dict[int, ProductView]:
+    """The products with these ids (those that exist), each as kept in the process when it was
+    read at the catalogue's current version, the others read in one query. A change to any
+    product moves the version, so a view kept under it is as current as a read would be."""
+    version, kept = current_version(), rows_of(current_app)
+    found: dict[int, ProductView] = {}
+    missing = []
+    for product_id in ids:
+        view = kept.get(("product", version, product_id))
+        if view is None:
+            missing.append(product_id)
+        else:
+            found[product_id] = view
+    if missing:
+        for product in db.session.execute(select(Product).where(Product.id.in_(missing))).scalars():
+            found[product.id] = kept.put(("product", version, product.id), ProductView.of(product))
+    return found

@@ -180,7 +180,7 @@ def place():
     if existing is not None:  # a second click or tab: the same order, the same payment
         return continue_payment(existing)
     details = session.get(DETAILS)
-    cart = cart_service.read_cart()
+    cart = cart_service.read_cart(current=True)  # the prices and stock the order is placed at
     if cart.notices:  # sold out, or prices changed since the review: say so, show it again
         for text in cart.notices:
             flash(text, "error")
