@@ -62,7 +62,7 @@ def dispatch(number: str):
     audit.record(staff.email, "order.dispatch", order.number, f"{carrier} {tracking}")
     service.queue_message(order, "dispatched")
     db.session.commit()
-    drain_after_response()
+    drain_after_response(order.id)
     flash(f"Order {order.number} marked dispatched ({carrier} {tracking}).")
     if capture:
         attempt = held[-1]

@@ -67,5 +67,5 @@ def resend_confirmation(order: Order, staff: StaffUser, seen: int) -> int:
     service.note(order, f"confirmation mail sent again by {staff.email} (resend {number})")
     audit.record(staff.email, "order.resend_confirmation", order.number, f"resend {number}")
     db.session.commit()
-    drain_after_response()
+    drain_after_response(order.id)
     return number

@@ -225,7 +225,7 @@ def place():
         return redirect(url_for("cart.show"))
     if not created:
         return continue_payment(order)
-    mail.drain_after_response()  # the "order received" mail placing it queued
+    mail.drain_after_response(order.id)  # the "order received" mail placing it queued
     previous = session.get("open_order")
     cart_service.clear()
     session.pop(KEY, None)

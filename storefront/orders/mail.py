@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 import smtplib
+from collections.abc import Collection
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -52,45 +53,48 @@ SUBJECTS = {
 }
 
 
-def drain_after_response() -> None:
-    """Send what is queued once the current response has gone out: a gateway waiting for our
-    answer (AltaPay gives up after 28 s) must not wait for a mail server. Outside a request,
-    send now."""
+def drain_after_response(order_id: int) -> None:
+    """Send the order's queued mails once the current response has gone out: a gateway waiting
+    for our answer (AltaPay gives up after 28 s) must not wait for a mail server. Outside a
+    request, send now.
+
+    Only the mails of the orders this request names: a mail left unsent earlier (a mail
+    server that was down) is the reconciler's (``drain``). Every response sweeping the whole
+    outbox had concurrent checkouts trying to claim each other's mails, a commit each."""
     if not has_request_context():
-        drain()
+        drain(orders=[order_id])
         return
-    if g.get("mail_drain_scheduled"):
+    orders = g.get("mail_orders")
+    if orders is not None:  # already scheduled: this order's mails go out with the others
+        orders.add(order_id)
         return
-    g.mail_drain_scheduled = True
+    orders = g.mail_orders = {order_id}
     app = current_app._get_current_object()  # type: ignore[attr-defined]  # the proxy's
 
     @after_this_request
     def schedule(response):
-        response.call_on_close(lambda: _drain_in(app))
+        response.call_on_close(lambda: _drain_in(app, sorted(orders)))
         return response
 
 
-def _drain_in(app) -> None:
+def _drain_in(app, orders: list[int]) -> None:
     with app.app_context():
         try:
-            drain()
+            drain(orders=orders)
         finally:
             db.session.remove()
 
 
-def drain(limit: int = 20) -> int:
-    """Send unsent messages; the number sent."""
+def drain(limit: int = 20, orders: Collection[int] | None = None) -> int:
+    """Send unsent messages (of these ``orders`` only, when given); the number sent."""
     if not has_request_context():
         # The reconciler drains outside any request: mails still link to the public URL.
         with current_app.test_request_context(base_url=current_app.config["PUBLIC_URL"]):
-            return drain(limit)
-    pending = (
-        db.session.execute(
-            select(OutboxMessage.id).where(OutboxMessage.sent_at.is_(None)).limit(limit)
-        )
-        .scalars()
-        .all()
-    )
+            return drain(limit, orders)
+    unsent = select(OutboxMessage.id).where(OutboxMessage.sent_at.is_(None))
+    if orders is not None:
+        unsent = unsent.where(OutboxMessage.order_id.in_(orders))
+    pending = db.session.execute(unsent.order_by(OutboxMessage.id).limit(limit)).scalars().all()
     sent = 0
     for message_id in pending:
         if _claim(message_id):

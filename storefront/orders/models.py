@@ -199,8 +199,9 @@ class OrderEvent(Model):
 class OutboxMessage(Model):
     """A message to send once, written in the same transaction as the change that causes it.
 
-    The unique (kind, order) pair makes the write itself exactly-once; the drain after the commit
-    sends what is unsent, so a crash between commit and send is made good by the next drain.
+    The unique (kind, order) pair makes the write itself exactly-once; the drain after the
+    response sends the order's unsent mails, and a crash between commit and send is made good
+    by the reconciler's next drain (``mail.drain``).
     """
 
     __table_args__ = (UniqueConstraint("kind", "order_id"),)

@@ -243,7 +243,8 @@ def _run(attempt: PaymentAttempt, action: str, operator: str, allowed, call) -> 
     apply_result(attempt, result, journal, cause)
     _record(attempt, journal, cause, f"{action} done")
     release_action(attempt)
-    mail.drain_after_response()  # a refund's or a cancellation's mail, queued by the move
+    # A refund's or a cancellation's mail, queued by the move.
+    mail.drain_after_response(attempt.order_id)
     return attempt
 
 

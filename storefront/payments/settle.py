@@ -161,7 +161,7 @@ def settle(
     apply_result(attempt, result, journal, cause)
     if attempt.state == S.AUTHORIZED and gateway.acknowledges:
         _acknowledge(attempt, gateway, journal, cause)
-    mail.drain_after_response()
+    mail.drain_after_response(attempt.order_id)
     return result
 
 
