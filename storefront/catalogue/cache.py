@@ -40,6 +40,11 @@ from storefront.i18n import current_locale
 TTL_SECONDS = 30.0
 MAX_ENTRIES = 512  # rendered pages and fragments, per process
 MAX_ROWS = 4096  # products as the cart shows them, per process
+# The version reader's connections on a server database, per process: kept open, enough for
+# the requests that read at the same moment under load (a connection beyond them is opened
+# for one read and closed again, which costs far more than the read).
+READER_POOL = 8
+READER_OVERFLOW = 24
 CSRF_PLACEHOLDER = "\x00csrf\x00"
 # Where a cached page's per-customer parts go (characters no rendered page holds).
 PLACEHOLDERS = {"cart": "\x00cart\x00", "flashes": "\x00flashes\x00"}
@@ -92,7 +97,10 @@ def _read_version() -> int | None:
             reader = current_app.extensions.get("catalogue_version_reader")
             if reader is None:
                 reader = create_engine(
-                    engine.url, isolation_level="AUTOCOMMIT", pool_size=4, max_overflow=60
+                    engine.url,
+                    isolation_level="AUTOCOMMIT",
+                    pool_size=READER_POOL,
+                    max_overflow=READER_OVERFLOW,
                 )
                 current_app.extensions["catalogue_version_reader"] = reader
     return _select_version(reader)
