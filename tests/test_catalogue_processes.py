@@ -62,14 +62,34 @@ def test_a_price_changed_through_one_process_is_on_the_next_view_of_both(shop):
     customer = Browser()
     for text in views(customer, shop, path) + views(customer, shop, shop.category):
         assert "€12.50" in text  # cached now by both processes, product and category pages
+    change_price(shop, "13.40")
+    for text in views(customer, shop, path) + views(customer, shop, shop.category):
+        assert "€13.40" in text and "€12.50" not in text
+
+
+def change_price(shop, price: str) -> None:
+    """Staff set the product's price in the back office of the first process."""
     staff = Browser()
     page = staff.get(shop.urls[0] + "/admin/sign-in")
     page = staff.submit(page.form("/admin/sign-in"), email=OWNER, password=PASSWORD)
     page = staff.get(f"{shop.urls[0]}/admin/products/{shop.product_id}")
-    page = staff.submit(page.form(f"/admin/products/{shop.product_id}"), price="13.40")
+    page = staff.submit(page.form(f"/admin/products/{shop.product_id}"), price=price)
     assert "is saved" in page, page.text
-    for text in views(customer, shop, path) + views(customer, shop, shop.category):
-        assert "€13.40" in text and "€12.50" not in text
+
+
+def test_a_price_changed_through_one_process_is_in_the_cart_on_the_next_view_of_both(shop):
+    # The cart's products are kept by each process under the catalogue's version, as pages are.
+    customer = Browser()
+    page = customer.get(f"{shop.urls[0]}/p/{shop.slug}")
+    page = customer.submit(page.form("/cart/add"), quantity=1)
+    assert "Added 1 × Kenya Nyeri to your cart." in page
+    for text in views(customer, shop, "/cart/"):
+        assert "Kenya Nyeri" in text and "€14.90" not in text
+    change_price(shop, "14.90")
+    first, then = views(customer, shop, "/cart/")
+    assert "The price of Kenya Nyeri changed from" in first and "to €14.90." in first
+    for text in (first, then):
+        assert '<td class="num cart-total">€14.90</td>' in text
 
 
 def test_stock_taken_by_an_order_on_one_process_shows_on_the_next_view_of_both(shop):

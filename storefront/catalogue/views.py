@@ -123,25 +123,35 @@ def _placeholder(name: str) -> Markup:
 
 def _fill(page: str) -> str:
     """The cached page with this customer's cart link, flash messages and CSRF token."""
-    parts: Any = current_app.jinja_env.get_template("_customer.html").module  # its macros
-    page = page.replace(PLACEHOLDERS["cart"], _cart_link(parts, cart_count()), 1)
-    messages = get_flashed_messages(with_categories=True) if "_flashes" in session else []
-    page = page.replace(PLACEHOLDERS["flashes"], parts.flashes(messages) if messages else "", 1)
+    page = page.replace(PLACEHOLDERS["cart"], cart_link(cart_count()), 1)
+    page = page.replace(PLACEHOLDERS["flashes"], flash_messages(), 1)
     if CSRF_PLACEHOLDER in page:
         page = page.replace(CSRF_PLACEHOLDER, generate_csrf())
     return page
 
 
-def _cart_link(parts: Any, count: int) -> str:
-    """The header's cart link for ``count`` items: the same for every cart of that size, so
-    rendered once per language and size (it is the count that is the customer's, and it is
-    the key)."""
+@bp.app_template_global()
+def cart_link(count: int) -> Markup:
+    """The header's cart link for ``count`` items (``_customer.html``): the same for every
+    cart of that size, so rendered once per language and size. The count is the customer's,
+    and it is the key; nothing else in the link is."""
     key = ("cart-link", current_locale(), request.script_root, count)
     fragments = fragments_of(current_app)
     link = fragments.get(key)
     if link is None:
-        link = fragments.put(key, str(parts.cart_link(count)))
+        parts: Any = current_app.jinja_env.get_template("_customer.html").module  # its macros
+        link = fragments.put(key, Markup(parts.cart_link(count)))  # noqa: S704 - rendered by Jinja
     return link
+
+
+@bp.app_template_global()
+def flash_messages() -> Markup:
+    """This visitor's flash messages (``_customer.html``), taken out of the session; nothing
+    to render, and the session left unread for it, when there are none."""
+    if "_flashes" not in session:
+        return Markup("")
+    parts: Any = current_app.jinja_env.get_template("_customer.html").module  # its macros
+    return Markup(parts.flashes(get_flashed_messages(with_categories=True)))  # noqa: S704
 
 
 def _per_page() -> int:
