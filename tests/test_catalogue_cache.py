@@ -39,3 +39,18 @@ def test_a_delivery_method_changed_moves_the_catalogue_version(app, seeded):
         db.session.add(DeliveryMethod(name="Courier", price=900, free_over=None, countries="IE"))
         db.session.commit()
         assert current_version() == before + 1
+
+
+def test_a_cached_page_that_reads_a_visitors_own_value_fails_instead_of_sharing_it(app, seeded):
+    from jinja2 import ChoiceLoader, DictLoader, UndefinedError
+
+    from storefront.catalogue import views
+
+    app.jinja_env.loader = ChoiceLoader(
+        [DictLoader({"shared.html": "<p>{{ cart_count }} items</p>"}), app.jinja_env.loader]
+    )
+    with app.test_request_context("/"):
+        with pytest.raises(UndefinedError, match="cart_count is the visitor's own"):
+            views._cached_page("shared.html", dict)
+        # The same template outside the page cache is rendered as any page is.
+        assert "0 items" in views.render_template("shared.html")

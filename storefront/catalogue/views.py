@@ -18,6 +18,7 @@ from flask import (
     session,
 )
 from flask_wtf.csrf import generate_csrf
+from jinja2 import StrictUndefined
 from markupsafe import Markup
 
 from storefront.catalogue import queries
@@ -106,7 +107,7 @@ def _cached_page(template: str, build: Callable[[], dict]):
     fragments = fragments_of(current_app)
     page = fragments.get(key)
     if page is None:
-        page = render_template(template, **build(), customer_part=_placeholder)
+        page = render_template(template, **build(), **_NOT_IN_A_SHARED_PAGE)
         if 'name="csrf_token"' in page:
             page = page.replace(generate_csrf(), CSRF_PLACEHOLDER)
         fragments.put(key, page)
@@ -119,6 +120,23 @@ def _cached_page(template: str, build: Callable[[], dict]):
 
 def _placeholder(name: str) -> Markup:
     return Markup(PLACEHOLDERS[name])  # noqa: S704 - our own constant, never user input
+
+
+def _customers_own(name: str) -> StrictUndefined:
+    return StrictUndefined(
+        hint=f"{name} is the visitor's own and this page is shared by every visitor: "
+        "put it in a placeholder (customer_part) instead",
+        name=name,
+    )
+
+
+# A cached page is rendered with placeholders for the visitor's parts, and with the visitor's
+# own values undefined: a template that reads one fails at once rather than cache it for all.
+_NOT_IN_A_SHARED_PAGE = {
+    "customer_part": _placeholder,
+    "cart_count": _customers_own("cart_count"),
+    "session": _customers_own("session"),
+}
 
 
 def _fill(page: str) -> str:
