@@ -85,5 +85,11 @@ def seed_database(database_url: str, instance: Path, count: int, slugs: int = 32
         stmt = db.select(Product.slug).order_by(Product.id).limit(slugs)
         found = list(db.session.execute(stmt).scalars())
         db.session.remove()
+        if db.engine.dialect.name == "postgresql":
+            # As a database that has been running is: its statistics gathered and no work
+            # left for autovacuum, which would otherwise be busy with the tables just loaded
+            # while the pages are measured.
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE")
         db.engine.dispose()
     return found
