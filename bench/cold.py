@@ -14,9 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
-from sqlalchemy import select
-
-from bench.queries import CART_LINES, pages
+from bench.queries import pages, shopper_client
 from bench.seed import local_app
 
 ROUNDS = 21
@@ -24,27 +22,20 @@ ROUNDS = 21
 
 def measure_cold(database_url: str, instance: Path) -> dict[str, tuple[float, float]]:
     """{page label: (median ms, second-slowest ms)} with the page cache emptied each time."""
-    from storefront.catalogue.cache import fragments_of
-    from storefront.catalogue.models import Product
+    from storefront.catalogue.cache import fragments_of, rows_of
     from storefront.extensions import db
 
     logging.getLogger("storefront").setLevel(logging.WARNING)
     app = local_app(database_url, instance)
-    with app.app_context():
-        products = list(
-            db.session.execute(select(Product).order_by(Product.id).limit(CART_LINES)).scalars()
-        )
-    client = app.test_client()
-    with client.session_transaction() as session:
-        session["cart"] = {str(p.id): 1 for p in products}
-        session["cart_prices"] = {str(p.id): p.price for p in products}
+    client, first_slug = shopper_client(app)
     found = {}
     try:
-        for label, path in pages(products[0].slug):
+        for label, path in pages(first_slug):
             client.get(path)  # the process's first request of a page loads more than the rest
             times = []
             for _ in range(ROUNDS):
                 fragments_of(app).clear()
+                rows_of(app).clear()
                 began = time.perf_counter()
                 response = client.get(path)
                 times.append((time.perf_counter() - began) * 1000)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
 from bench.seed import SEARCH_WORD, local_app, seed_catalogue
@@ -30,23 +32,35 @@ def pages(product_slug: str) -> list[tuple[str, str]]:
     ]
 
 
+def shopper_client(app: Flask) -> tuple[FlaskClient, str]:
+    """A test client whose cart holds one each of the catalogue's first ``CART_LINES``
+    products, and the first product's slug (the product page measured)."""
+    from storefront.catalogue.models import Product
+    from storefront.extensions import db
+
+    with app.app_context():
+        stmt = select(Product).order_by(Product.id).limit(CART_LINES)
+        products = list(db.session.execute(stmt).scalars())
+        slug = products[0].slug
+        db.session.remove()
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["cart"] = {str(p.id): 1 for p in products}
+        session["cart_prices"] = {str(p.id): p.price for p in products}
+    return client, slug
+
+
 def count_queries(database_url: str, instance: Path, size: int) -> dict[str, int]:
     """Seed ``size`` products into the empty database at ``database_url``; statements per page."""
     from storefront.catalogue import cache
-    from storefront.catalogue.models import Product
     from storefront.extensions import db
 
     app = local_app(database_url, instance)
     with app.app_context():
         db.create_all()
         seed_catalogue(size)
-        products = db.session.execute(select(Product).order_by(Product.id).limit(CART_LINES))
-        products = list(products.scalars())
         engine = db.engine
-    client = app.test_client()
-    with client.session_transaction() as session:
-        session["cart"] = {str(p.id): 1 for p in products}
-        session["cart_prices"] = {str(p.id): p.price for p in products}
+    client, first_slug = shopper_client(app)
 
     statements: list[str] = []
 
@@ -63,7 +77,7 @@ def count_queries(database_url: str, instance: Path, size: int) -> dict[str, int
     event.listen(engine, "before_cursor_execute", counted)
     cache._select_version = version_counted
     try:
-        for label, path in pages(products[0].slug):
+        for label, path in pages(first_slug):
             warm = client.get(path)
             if warm.status_code != 200:
                 raise RuntimeError(f"{path} answered {warm.status_code}")
