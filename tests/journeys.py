@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from urllib.parse import urljoin
 
 from sqlalchemy import select
@@ -27,6 +29,23 @@ def product(shop, **values):
     with shop.db():
         made = make_product(**values)
         return made.id, made.slug
+
+
+def coffee_and_book(shop) -> tuple[str, str]:
+    """A standard-rate coffee at 20.00 and a reduced-rate book at 11.35; their slugs."""
+    with shop.db() as session:
+        coffee = make_product("Coffee", price=2000)
+        book = make_product("Book", price=1135)
+        book.tax_class = "reduced"
+        session.commit()
+        return coffee.slug, book.slug
+
+
+def words(page: Page | str) -> str:
+    """A page's (or a mail's) text as read: tags dropped, entities decoded, white space
+    collapsed."""
+    text = page if isinstance(page, str) else page.text
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).split())
 
 
 def to_gateway(shop, browser: Browser, slug: str, quantity: int = 1, gateway: str = "rbs") -> Page:
@@ -145,8 +164,6 @@ def evidence_of(shop, attempt_id: int) -> list[tuple[str, str]]:
 
 def pay_without_coming_back(browser: Browser, card: str = "4111111111111111") -> str:
     """Pay on the gateway's page but do not follow it back: the return URL it sent us to."""
-    from urllib.parse import urljoin
-
     form = browser.page.form(button="Cancel")
     response = browser.http.post(
         urljoin(browser.page.url, form.action or browser.page.url),

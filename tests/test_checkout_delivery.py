@@ -4,9 +4,6 @@ never charged at a price the customer did not see; and managed in the back offic
 
 from __future__ import annotations
 
-import html
-import re
-
 import pytest
 from sqlalchemy import select
 
@@ -15,8 +12,16 @@ from storefront.checkout.models import DeliveryMethod
 from storefront.orders.models import Order
 from tests.back_office import CLERK, PASSWORD, make_account
 from tests.browser import Browser
-from tests.factories import make_product
-from tests.journeys import CUSTOMER, add_to_cart, latest_order, pay_rbs, product, review
+from tests.journeys import (
+    CUSTOMER,
+    add_to_cart,
+    coffee_and_book,
+    latest_order,
+    pay_rbs,
+    product,
+    review,
+    words,
+)
 
 
 def methods(shop, *rows: tuple[str, int, int | None, str]) -> dict[str, int]:
@@ -38,24 +43,9 @@ DEMO = (
 )
 
 
-def coffee_and_book(shop) -> tuple[str, str]:
-    """A standard-rate coffee at 20.00 and a reduced-rate book at 11.35; their slugs."""
-    with shop.db() as session:
-        coffee = make_product("Coffee", price=2000)
-        book = make_product("Book", price=1135)
-        book.tax_class = "reduced"
-        session.commit()
-        return coffee.slug, book.slug
-
-
 def order_count(shop) -> int:
     with shop.db() as session:
         return len(session.execute(select(Order.id)).all())
-
-
-def words(page) -> str:
-    """The page's text as read: tags dropped, entities decoded, white space collapsed."""
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page.text)).split())
 
 
 def _customer(**changes) -> dict:

@@ -5,23 +5,22 @@ per rate, the total and the seller, and they add up to exactly what the gateway 
 from __future__ import annotations
 
 import email
-import html
-import re
 from email import policy
 
 import pytest
 
 from storefront.checkout.models import DeliveryMethod
 from tests.browser import Browser
-from tests.factories import make_product
 from tests.journeys import (
     add_to_cart,
     checkout,
+    coffee_and_book,
     latest_order,
     mail_files,
     pay_altapay,
     pay_interpay,
     pay_rbs,
+    words,
 )
 
 PAY = {"rbs": pay_rbs, "altapay": pay_altapay, "interpay": pay_interpay}
@@ -33,20 +32,12 @@ ASKED = {
 }
 
 
-def words(text: str) -> str:
-    """Text as read: tags dropped, entities decoded, white space collapsed."""
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).split())
-
-
 def stocked(shop) -> tuple[str, str]:
     """A coffee at 20.00 (standard rate), a book at 11.35 (reduced), and a courier at 9.95."""
     with shop.db() as session:
-        coffee = make_product("Coffee", price=2000)
-        book = make_product("Book", price=1135)
-        book.tax_class = "reduced"
         session.add(DeliveryMethod(name="Courier", price=995, free_over=None, countries="IE"))
         session.commit()
-        return coffee.slug, book.slug
+    return coffee_and_book(shop)
 
 
 def confirmation(shop, number: str) -> email.message.EmailMessage:
