@@ -10,6 +10,7 @@ would lose or misroute money (see :func:`check`).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -340,7 +341,9 @@ def _engine_options(url: str) -> dict:
     return {"pool_pre_ping": True}
 
 
+@functools.lru_cache(maxsize=64)
 def _origin(url: str) -> str:
+    # Asked on every response (the CSP's form-action): a setting's URL is parsed once.
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
 

@@ -126,14 +126,13 @@ def settle(
     if notice is not None and notice.says is not None and _holds(attempt, notice.says):
         # A signed notice of what the attempt already records (a gateway's retry, a duplicate):
         # kept as evidence and acknowledged, without another round trip to the gateway.
-        evidence.keep(journal, attempt.id, cause)
-        evidence.add(
-            attempt.id,
-            EventKind.DECISION,
-            f"{cause}: a repeat of what the shop holds ({attempt.state}); not asked again",
-            cause,
-        )
         state = attempt.state  # read before the commit expires it: no reload to count it
+        evidence.keep_with_decision(
+            journal,
+            attempt.id,
+            cause,
+            f"{cause}: a repeat of what the shop holds ({state}); not asked again",
+        )
         db.session.commit()
         observe.settled(attempt, state, False)  # the gateway's word, already applied
         return Result(outcome=notice.says, codes="repeat")
