@@ -26,6 +26,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TypeVar
 
 from flask import current_app, g, request
@@ -89,7 +90,9 @@ def _read_version() -> int | None:
         if engine.url.database in (None, "", ":memory:"):
             # One connection shared by the whole process: handing it back would roll back
             # whatever the session is doing on it.
-            return db.session.execute(select(CatalogueVersion.version)).scalar()
+            return db.session.execute(
+                select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
+            ).scalar()
         return _select_version(engine)
     reader = current_app.extensions.get("catalogue_version_reader")
     if reader is None:
@@ -200,6 +203,11 @@ class FragmentCache:
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
         return value
+
+    def get_or_make(self, key: tuple, make: Callable[[], T]) -> T:
+        """The entry under ``key``, made (outside the lock) and kept when there is none."""
+        found = self.get(key)
+        return self.put(key, make()) if found is None else found
 
     def clear(self) -> None:
         with self._lock:

@@ -74,24 +74,17 @@ def cached(name: str, *key: Hashable, caller: Callable[[], str]) -> Markup:
         current_app.logger.exception("could not read the catalogue's version")
         return Markup(caller())  # noqa: S704 - as above
     full_key = ("fragment", name, version, current_locale(), request.script_root, *key)
-    fragments = fragments_of(current_app)
-    found = fragments.get(full_key)
-    if found is None:
-        found = Markup(caller())  # noqa: S704 - the block's own rendering, escaped by Jinja
-        fragments.put(full_key, found)
-    return found
+    # The block's own rendering, escaped by Jinja.
+    return fragments_of(current_app).get_or_make(full_key, lambda: Markup(caller()))  # noqa: S704
 
 
 def _menu() -> list[SimpleNamespace]:
     """The category menu (id, slug, name of each category in menu order), from the fragment
     cache under the catalogue's version: every page shows it, not only the catalogue's."""
-    key = ("menu", current_version())
-    fragments = fragments_of(current_app)
-    menu = fragments.get(key)
-    if menu is None:
-        menu = [SimpleNamespace(id=c.id, slug=c.slug, name=c.name) for c in queries.categories()]
-        fragments.put(key, menu)
-    return menu
+    return fragments_of(current_app).get_or_make(
+        ("menu", current_version()),
+        lambda: [SimpleNamespace(id=c.id, slug=c.slug, name=c.name) for c in queries.categories()],
+    )
 
 
 def _cached_page(template: str, build: Callable[[], dict]):
@@ -103,15 +96,14 @@ def _cached_page(template: str, build: Callable[[], dict]):
     cache. The ETag hashes the final body, so a 304 means nothing on the page changed; private,
     because the page shows the visitor's cart.
     """
-    key = request_key(current_version())
-    fragments = fragments_of(current_app)
-    page = fragments.get(key)
-    if page is None:
+
+    def render() -> str:
         page = render_template(template, **build(), **_NOT_IN_A_SHARED_PAGE)
         if 'name="csrf_token"' in page:
             page = page.replace(generate_csrf(), CSRF_PLACEHOLDER)
-        fragments.put(key, page)
-    body = _fill(page)
+        return page
+
+    body = _fill(fragments_of(current_app).get_or_make(request_key(current_version()), render))
     response = make_response(body)
     response.set_etag(hashlib.sha256(body.encode()).hexdigest()[:32])
     response.headers["Cache-Control"] = "private, no-cache"
@@ -154,12 +146,11 @@ def cart_link(count: int) -> Markup:
     cart of that size, so rendered once per language and size. The count is the customer's,
     and it is the key; nothing else in the link is."""
     key = ("cart-link", current_locale(), request.script_root, count)
-    fragments = fragments_of(current_app)
-    link = fragments.get(key)
-    if link is None:
-        parts: Any = current_app.jinja_env.get_template("_customer.html").module  # its macros
-        link = fragments.put(key, Markup(parts.cart_link(count)))  # noqa: S704 - rendered by Jinja
-    return link
+    # Rendered by Jinja, escaped there.
+    return fragments_of(current_app).get_or_make(
+        key,
+        lambda: Markup(_customer_macros().cart_link(count)),  # noqa: S704
+    )
 
 
 @bp.app_template_global()
@@ -168,8 +159,13 @@ def flash_messages() -> Markup:
     to render, and the session left unread for it, when there are none."""
     if "_flashes" not in session:
         return Markup("")
-    parts: Any = current_app.jinja_env.get_template("_customer.html").module  # its macros
-    return Markup(parts.flashes(get_flashed_messages(with_categories=True)))  # noqa: S704
+    messages = get_flashed_messages(with_categories=True)
+    return Markup(_customer_macros().flashes(messages))  # noqa: S704 - rendered by Jinja
+
+
+def _customer_macros() -> Any:
+    """``_customer.html``'s macros, as a module (its exported names are not known statically)."""
+    return current_app.jinja_env.get_template("_customer.html").module
 
 
 def _per_page() -> int:
