@@ -41,7 +41,7 @@ from storefront.i18n import current_locale
 TTL_SECONDS = 30.0
 MAX_ENTRIES = 512  # rendered pages and fragments, per process
 MAX_ROWS = 4096  # products as the cart shows them, per process
-# The version reader's connections on a server database, per process: kept open, enough for
+# The version reader's connections per process: kept open, enough for
 # the requests that read at the same moment under load (a connection beyond them is opened
 # for one read and closed again, which costs far more than the read).
 READER_POOL = 8
@@ -81,29 +81,32 @@ _readers_lock = threading.Lock()
 
 
 def _read_version() -> int | None:
-    """On a SQLite file, on a connection of the shop's own pool. On a server database, on a
-    pool of its own: autocommit, so no BEGIN and ROLLBACK around the one SELECT, and no ping
-    before each use, so one round trip in all. A page served from the cache asks the
-    database nothing else, and never opens the request's ORM session."""
+    """On a pool of its own: autocommit, so no BEGIN and ROLLBACK around the one SELECT, and
+    no ping before each use, so one round trip in all. A page served from the cache asks the
+    database nothing else, and never opens the request's ORM session.
+
+    Never on the shop's own pool: a request that holds a connection of it (and on SQLite,
+    perhaps the writers' turn) and waited for a second one, to read the version while
+    rendering its page, would wait on requests that wait on it, until the pool's timeout."""
     engine = db.engine
-    if engine.dialect.name == "sqlite":
-        if engine.url.database in (None, "", ":memory:"):
-            # One connection shared by the whole process: handing it back would roll back
-            # whatever the session is doing on it.
-            return db.session.execute(
-                select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
-            ).scalar()
-        return _select_version(engine)
+    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        # One connection shared by the whole process: read within the session's own use of it.
+        return db.session.execute(
+            select(CatalogueVersion.version).where(CatalogueVersion.id == 1)
+        ).scalar()
     reader = current_app.extensions.get("catalogue_version_reader")
     if reader is None:
         with _readers_lock:
             reader = current_app.extensions.get("catalogue_version_reader")
             if reader is None:
+                # SQLite: the pool's connections are taken by whichever thread reads next.
+                threads = {"check_same_thread": False} if engine.dialect.name == "sqlite" else {}
                 reader = create_engine(
                     engine.url,
                     isolation_level="AUTOCOMMIT",
                     pool_size=READER_POOL,
                     max_overflow=READER_OVERFLOW,
+                    connect_args=threads,
                 )
                 current_app.extensions["catalogue_version_reader"] = reader
     return _select_version(reader)
