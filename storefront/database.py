@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import time
 from typing import Any, cast
 
 from flask import Flask
@@ -85,8 +84,12 @@ def _no_nul_in_text(_conn, _cursor, statement, parameters, _context, many):
 # thread lock, between processes on an advisory file lock next to the database, both taken at a
 # transaction's first write and given back at its end. SQLite's own lock is then free whenever
 # a writer asks for it. Nothing changes on PostgreSQL, whose row locks queue writers by themselves.
+# The file lock has no timeout: its holder is a transaction under way in another process, which
+# ends with its request (gunicorn's timeout ends a worker that hangs, and the kernel then frees
+# its lock). The thread lock has one, for a thread that writes on a second connection while its
+# first holds the lock: after it, SQLite's own busy wait decides.
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
-WRITER_QUEUE_TIMEOUT = 30.0  # seconds; then SQLite's own busy wait decides
+WRITER_QUEUE_TIMEOUT = 30.0  # seconds
 
 
 class _SqliteWriters:
@@ -99,21 +102,14 @@ class _SqliteWriters:
         self.pid: int | None = None
 
     def acquire(self) -> bool:
-        deadline = time.monotonic() + WRITER_QUEUE_TIMEOUT
         if not self.lock.acquire(timeout=WRITER_QUEUE_TIMEOUT):
             return False
-        if self.path is None or fcntl is None:
-            return True
-        descriptor = self._descriptor(self.path)
-        while True:  # one thread per process waits here, in short steps
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    self.lock.release()
-                    return False
-                time.sleep(0.002)
+        if self.path is not None and fcntl is not None:
+            # One thread per process waits here, asleep in the kernel, and is woken as soon as
+            # the other process's writer ends: polling instead, a process whose threads keep
+            # writing took the lock back before the other's next look, again and again.
+            fcntl.flock(self._descriptor(self.path), fcntl.LOCK_EX)
+        return True
 
     def _descriptor(self, path: str) -> int:
         if self.file is None or self.pid != os.getpid():
