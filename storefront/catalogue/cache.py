@@ -7,11 +7,12 @@ request, and a page rendered in one language is never served in another.
 
 When the version moves: an ORM flush that adds, changes or deletes an instance of a class in
 :data:`WATCHED`, or a bulk ``UPDATE``/``DELETE`` of one (the stock functions use those), marks
-the session; after that session *commits*, the counter is bumped in its own short transaction.
-Bumping inside the changing transaction would hold the counter row's lock until the checkout
-commits, serialising every checkout on PostgreSQL; bumped afterwards no lock is held across
-it. The window between the commit and the bump is a few milliseconds, and entries also expire
-after :data:`TTL_SECONDS` as the safety net (a process killed between the two).
+the session; as that session *commits*, the counter is bumped by the transaction's last
+statement, so the change and the new version are committed together: a reader that sees the
+new version sees the change. Bumped as the change was made, the counter row's lock would be
+held for the rest of the transaction (serialising every checkout on PostgreSQL); bumped last,
+it is held for the commit alone, as long as a transaction of its own would hold it, and no
+second commit is made. Entries also expire after :data:`TTL_SECONDS` as a safety net.
 
 Another module registers its models with one line: ``WATCHED.append(DeliveryMethod)``, or calls
 :func:`catalogue_changed` after committing a change the ORM does not see.
@@ -54,6 +55,7 @@ PLACEHOLDERS = {"cart": "\x00cart\x00", "flashes": "\x00flashes\x00"}
 WATCHED: list[type] = [Product, Category]
 
 _MARK = "catalogue_changed"
+_CREATE = "catalogue_version_missing"
 T = TypeVar("T")
 
 
@@ -171,15 +173,32 @@ def _on_execute(state) -> None:
         state.session.info[_MARK] = True
 
 
-@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "before_commit")
 def _on_commit(session) -> None:
-    if session.info.pop(_MARK, False):
+    session.flush()  # what is still pending may be a change of the catalogue too
+    if not session.info.pop(_MARK, False):
+        return
+    moved = session.execute(
+        update(CatalogueVersion)
+        .where(CatalogueVersion.id == 1)
+        .values(version=CatalogueVersion.version + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not moved:  # no counter row yet: created once this transaction is in
+        session.info[_CREATE] = True
+    g.pop("catalogue_version", None)  # this request's own read is out of date now
+
+
+@event.listens_for(Session, "after_commit")
+def _on_committed(session) -> None:
+    if session.info.pop(_CREATE, False):
         catalogue_changed()
 
 
 @event.listens_for(Session, "after_rollback")
 def _on_rollback(session) -> None:
     session.info.pop(_MARK, None)
+    session.info.pop(_CREATE, None)
 
 
 class FragmentCache:
