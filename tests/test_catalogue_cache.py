@@ -54,3 +54,72 @@ def test_a_cached_page_that_reads_a_visitors_own_value_fails_instead_of_sharing_
             views._cached_page("shared.html", dict)
         # The same template outside the page cache is rendered as any page is.
         assert "0 items" in views.render_template("shared.html")
+
+
+def test_an_entry_missing_is_made_once_while_other_requests_wait_for_it():
+    import threading
+
+    from storefront.catalogue.cache import FragmentCache
+
+    cache = FragmentCache()
+    started, release = threading.Event(), threading.Event()
+    made: list[str] = []
+
+    def slow_make():
+        made.append("page")
+        started.set()
+        assert release.wait(10)
+        return "<p>the page</p>"
+
+    answers: list[str] = []
+    first = threading.Thread(target=lambda: answers.append(cache.get_or_make(("k",), slow_make)))
+    first.start()
+    assert started.wait(10)
+    second = threading.Thread(
+        target=lambda: answers.append(cache.get_or_make(("k",), lambda: made.append("again")))
+    )
+    second.start()
+    second.join(0.2)
+    assert second.is_alive()  # waiting for the first one's page, not making its own
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert answers == ["<p>the page</p>", "<p>the page</p>"]
+    assert made == ["page"]
+
+
+def test_a_request_waiting_for_an_entry_makes_it_itself_when_the_maker_fails():
+    import threading
+
+    from storefront.catalogue.cache import FragmentCache
+
+    cache = FragmentCache()
+    started, release = threading.Event(), threading.Event()
+
+    def failing_make():
+        started.set()
+        assert release.wait(10)
+        raise RuntimeError("the database went away")
+
+    errors: list[Exception] = []
+
+    def first_request():
+        try:
+            cache.get_or_make(("k",), failing_make)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=first_request)
+    first.start()
+    assert started.wait(10)
+    answers: list[str] = []
+    second = threading.Thread(
+        target=lambda: answers.append(cache.get_or_make(("k",), lambda: "<p>made here</p>"))
+    )
+    second.start()
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert [str(e) for e in errors] == ["the database went away"]
+    assert answers == ["<p>made here</p>"]
+    assert cache.get(("k",)) == "<p>made here</p>"

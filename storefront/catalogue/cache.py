@@ -40,6 +40,7 @@ from storefront.extensions import Model, db
 from storefront.i18n import current_locale
 
 TTL_SECONDS = 30.0
+MAKE_WAIT = 5.0  # seconds a request waits for another one rendering the same entry
 MAX_ENTRIES = 512  # rendered pages and fragments, per process
 MAX_ROWS = 4096  # products as the cart shows them, per process
 # The version reader's connections per process: kept open, enough for
@@ -202,11 +203,19 @@ def _on_rollback(session) -> None:
 
 
 class FragmentCache:
-    """A small per-process LRU of rendered fragments with a time limit."""
+    """A small per-process LRU of rendered fragments with a time limit.
+
+    An entry missing is made by one thread at a time: every order placed moves the version,
+    and the requests under way then all miss at once; each rendering the same page itself,
+    they would share a core between them and all wait as long as the slowest. The others
+    wait for the first one's page instead (at most :data:`MAKE_WAIT` seconds, then make it
+    themselves).
+    """
 
     def __init__(self, size: int = MAX_ENTRIES) -> None:
         self._size = size
         self._entries: OrderedDict[tuple, tuple[float, object]] = OrderedDict()
+        self._making: dict[tuple, threading.Event] = {}
         self._lock = threading.Lock()
 
     def get(self, key: tuple):
@@ -227,9 +236,26 @@ class FragmentCache:
         return value
 
     def get_or_make(self, key: tuple, make: Callable[[], T]) -> T:
-        """The entry under ``key``, made (outside the lock) and kept when there is none."""
+        """The entry under ``key``; made (outside the lock) and kept when there is none, or
+        waited for while another thread makes it."""
         found = self.get(key)
-        return self.put(key, make()) if found is None else found
+        if found is not None:
+            return found
+        with self._lock:
+            other = self._making.get(key)
+            making = other or self._making.setdefault(key, threading.Event())
+        mine = other is None
+        if not mine:
+            # Made by now, unless the other thread failed (its request's own error) or is slow.
+            if making.wait(MAKE_WAIT) and (found := self.get(key)) is not None:
+                return found
+            return self.put(key, make())
+        try:
+            return self.put(key, make())
+        finally:
+            with self._lock:
+                self._making.pop(key, None)
+            making.set()
 
     def clear(self) -> None:
         with self._lock:
