@@ -123,3 +123,83 @@ def test_a_request_waiting_for_an_entry_makes_it_itself_when_the_maker_fails():
     assert [str(e) for e in errors] == ["the database went away"]
     assert answers == ["<p>made here</p>"]
     assert cache.get(("k",)) == "<p>made here</p>"
+
+
+# Stock the pages show alike -------------------------------------------------------------------
+# Around every value at which a page changes: none left, "only N left", the quantity fields' max.
+STOCKS = [0, 1, 2, 4, 5, 6, 7, 50, 98, 99, 100, 101, 1000]
+
+
+def _pages_at(app, client, stock: int) -> str:
+    """The product, category and cart pages (with the product in the cart) at ``stock``,
+    rendered afresh, CSRF tokens aside."""
+    import re
+
+    from sqlalchemy import update
+
+    from storefront.catalogue.cache import fragments_of, rows_of
+
+    with app.app_context():
+        db.session.execute(update(Product).where(Product.slug == URL[3:]).values(stock=stock))
+        db.session.commit()
+    fragments_of(app).clear()
+    rows_of(app).clear()
+    pages = [client.get(path).get_data(as_text=True) for path in (URL, "/c/coffee", "/cart/")]
+    return re.sub(r'name="csrf_token" type="hidden" value="[^"]*"', "", "\n".join(pages))
+
+
+def test_two_stocks_give_the_same_pages_exactly_when_shown_says_they_look_alike(
+    app, client, seeded
+):
+    from storefront.catalogue.stock import shown
+
+    with app.app_context():
+        product = db.session.execute(db.select(Product).where(Product.slug == URL[3:])).scalar_one()
+        with client.session_transaction() as session:
+            session["cart"] = {str(product.id): 1}
+            session["cart_prices"] = {str(product.id): product.price}
+    rendered = {stock: _pages_at(app, client, stock) for stock in STOCKS}
+    for a in STOCKS:
+        for b in STOCKS:
+            alike = rendered[a] == rendered[b]
+            assert alike == (shown(a) == shown(b)), (a, b)
+
+
+def test_a_change_of_stock_moves_the_version_only_when_the_pages_show_it(app, seeded):
+    from sqlalchemy import update
+
+    from storefront.catalogue import stock
+    from storefront.catalogue.cache import current_version
+    from storefront.catalogue.models import StockReason
+
+    def version_after(change) -> bool:
+        """Whether ``change`` (then committed) moved the catalogue's version."""
+        with app.test_request_context("/"):
+            before = current_version()
+        with app.test_request_context("/"):
+            product = db.session.execute(
+                db.select(Product).where(Product.slug == URL[3:])
+            ).scalar_one()
+            change(product)
+            db.session.commit()
+            db.session.remove()
+        with app.test_request_context("/"):
+            return current_version() != before
+
+    with app.app_context():
+        db.session.execute(update(Product).where(Product.slug == URL[3:]).values(stock=1000))
+        db.session.commit()
+    # 1,000 -> 990 -> 100 -> 99: "in stock", at most 99 in the cart, all alike.
+    assert not version_after(lambda p: stock.take(p.id, 10))
+    assert not version_after(lambda p: stock.adjust(p, -890, StockReason.MANUAL, "count", "ann"))
+    assert not version_after(lambda p: stock.take(p.id, 1))
+    # 99 -> 98: the quantity field's max is 98 now.
+    assert version_after(lambda p: stock.take(p.id, 1))
+    # 98 -> 100: back to 99 at most.
+    assert version_after(lambda p: stock.give_back(p.id, 2))
+    # 100 -> 7 -> 5: "only 5 left"; 5 -> 0: "out of stock".
+    assert version_after(lambda p: stock.adjust(p, -93, StockReason.MANUAL, "count", "ann"))
+    assert version_after(lambda p: stock.take(p.id, 2))
+    assert version_after(lambda p: stock.take(p.id, 5))
+    # None left to take: nothing changed, nothing moved.
+    assert not version_after(lambda p: stock.take(p.id, 1))

@@ -6,13 +6,15 @@ args), so a change seen by any process moves every process past its old entries 
 request, and a page rendered in one language is never served in another.
 
 When the version moves: an ORM flush that adds, changes or deletes an instance of a class in
-:data:`WATCHED`, or a bulk ``UPDATE``/``DELETE`` of one (the stock functions use those), marks
-the session; as that session *commits*, the counter is bumped by the transaction's last
-statement, so the change and the new version are committed together: a reader that sees the
-new version sees the change. Bumped as the change was made, the counter row's lock would be
-held for the rest of the transaction (serialising every checkout on PostgreSQL); bumped last,
-it is held for the commit alone, as long as a transaction of its own would hold it, and no
-second commit is made. Entries also expire after :data:`TTL_SECONDS` as a safety net.
+:data:`WATCHED`, a bulk ``UPDATE``/``DELETE`` of one, or a change of stock that the pages show
+(:func:`stock_moved`: from 1,000 to 999 no page looks any different, and an order placed then
+leaves every cached page in place) marks the session; as that session *commits*, the counter
+is bumped by the transaction's last statement, so the change and the new version are
+committed together: a reader that sees the new version sees the change. Bumped as the change
+was made, the counter row's lock would be held for the rest of the transaction (serialising
+every checkout on PostgreSQL); bumped last, it is held for the commit alone, as long as a
+transaction of its own would hold it, and no second commit is made. Entries also expire after
+:data:`TTL_SECONDS` as a safety net.
 
 Another module registers its models with one line: ``WATCHED.append(DeliveryMethod)``, or calls
 :func:`catalogue_changed` after committing a change the ORM does not see.
@@ -56,6 +58,7 @@ PLACEHOLDERS = {"cart": "\x00cart\x00", "flashes": "\x00flashes\x00"}
 WATCHED: list[type] = [Product, Category]
 
 _MARK = "catalogue_changed"
+STOCK_ONLY = "stock_only"  # an UPDATE of stock alone, whose caller calls stock_moved
 _CREATE = "catalogue_version_missing"
 T = TypeVar("T")
 
@@ -170,8 +173,20 @@ def _on_flush(session, _context, _instances) -> None:
 def _on_execute(state) -> None:
     mapper = state.bind_mapper
     bulk = state.is_update or state.is_delete
+    if state.execution_options.get(STOCK_ONLY):
+        return  # its caller tells, through stock_moved
     if bulk and mapper is not None and issubclass(mapper.class_, tuple(WATCHED)):
         state.session.info[_MARK] = True
+
+
+def stock_moved(before: int, after: int) -> None:
+    """A product's stock went from ``before`` to ``after`` in this session's transaction, by an
+    update run with ``execution_options(stock_only=True)``: the version moves with its commit
+    if the pages show the two differently (:func:`storefront.catalogue.stock.shown`)."""
+    from storefront.catalogue.stock import shown
+
+    if shown(before) != shown(after):
+        db.session.info[_MARK] = True
 
 
 @event.listens_for(Session, "before_commit")

@@ -1,19 +1,60 @@
-"""Stock movements: every change of a product's stock is written down with its reason.
+"""Stock: every change of a product's stock, and the movement that writes down its reason.
 
-The order service calls :func:`sold` and :func:`released` inside its own transaction, so a
-movement exists exactly when the stock change it describes was committed. The admin changes
-stock through :func:`adjust`, a guarded update that can never take stock below zero.
+The order service takes and gives back stock with :func:`take` and :func:`give_back`, and
+calls :func:`sold` and :func:`released` inside the same transaction, so a movement exists
+exactly when the stock change it describes was committed. The admin changes stock through
+:func:`adjust`. Each is a guarded update that can never take stock below zero, and each tells
+the page cache whether the pages show the new stock differently (:func:`shown`).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import update
 
+from storefront.cart.service import MAX_QUANTITY
+from storefront.catalogue.cache import STOCK_ONLY, stock_moved
 from storefront.catalogue.models import Product, StockMovement, StockReason
-from storefront.database import rows_changed
 from storefront.extensions import db
 
 SHOP = "shop"
+# "Only N left" up to this many (templates/catalogue/_macros.html, stock_status).
+LOW_STOCK = 5
+
+
+def shown(stock: int) -> int:
+    """What the pages show of ``stock``: whether any is left, "only N left" up to
+    :data:`LOW_STOCK`, and the quantity fields' largest value, at most the cart's limit; any
+    stock beyond both looks the same. Two stocks with the same value here give the same
+    pages (tests/test_catalogue_cache.py renders them to hold the templates to it)."""
+    return max(0, min(stock, max(MAX_QUANTITY, LOW_STOCK)))
+
+
+def take(product_id: int, quantity: int) -> bool:
+    """Take ``quantity`` of an active product's stock, if it has that many; not committed."""
+    after = db.session.execute(
+        update(Product)
+        .where(Product.id == product_id, Product.stock >= quantity, Product.active.is_(True))
+        .values(stock=Product.stock - quantity)
+        .returning(Product.stock)
+        .execution_options(synchronize_session=False, **{STOCK_ONLY: True})
+    ).scalar_one_or_none()
+    if after is None:
+        return False
+    stock_moved(after + quantity, after)
+    return True
+
+
+def give_back(product_id: int, quantity: int) -> None:
+    """Put ``quantity`` back into a product's stock (an order that will not be paid)."""
+    after = db.session.execute(
+        update(Product)
+        .where(Product.id == product_id)
+        .values(stock=Product.stock + quantity)
+        .returning(Product.stock)
+        .execution_options(synchronize_session=False, **{STOCK_ONLY: True})
+    ).scalar_one_or_none()
+    if after is not None:  # None: the product was deleted meanwhile
+        stock_moved(after - quantity, after)
 
 
 class StockRefused(ValueError):
@@ -64,16 +105,18 @@ def adjust(
     :raise StockRefused: the stock would go below zero (concurrent sales included: the check
         is in the UPDATE itself).
     """
-    changed = rows_changed(
+    after = db.session.execute(
         update(Product)
         .where(Product.id == product.id, Product.stock + delta >= 0)
         .values(stock=Product.stock + delta)
-        .execution_options(synchronize_session=False)
-    )
-    if changed != 1:
+        .returning(Product.stock)
+        .execution_options(synchronize_session=False, **{STOCK_ONLY: True})
+    ).scalar_one_or_none()
+    if after is None:
         raise StockRefused(
             f"Only {product.stock} in stock: taking away {-delta} would leave less than none."
         )
+    stock_moved(after - delta, after)
     db.session.refresh(product, ["stock"])
     movement = StockMovement(
         product_id=product.id,

@@ -226,15 +226,9 @@ def check_hold_limits(lines: list[tuple[Product, int]], email: str) -> None:
 
 def _reserve_stock(lines: list[tuple[Product, int]], order: Order | None = None) -> list[str]:
     """Take the stock for every line; the names of the lines that could not be taken."""
-    short = []
-    for product, quantity in lines:
-        taken = rows_changed(
-            update(Product)
-            .where(Product.id == product.id, Product.stock >= quantity, Product.active.is_(True))
-            .values(stock=Product.stock - quantity)
-        )
-        if taken != 1:
-            short.append(product.name)
+    short = [
+        product.name for product, quantity in lines if not stock_history.take(product.id, quantity)
+    ]
     stock_history.sold(lines, order)  # rolled back with the order when a line is short
     return short
 
@@ -242,11 +236,7 @@ def _reserve_stock(lines: list[tuple[Product, int]], order: Order | None = None)
 def _release_stock(order: Order) -> None:
     for line in order.lines:
         if line.product_id is not None:
-            db.session.execute(
-                update(Product)
-                .where(Product.id == line.product_id)
-                .values(stock=Product.stock + line.quantity)
-            )
+            stock_history.give_back(line.product_id, line.quantity)
     stock_history.released(order)
 
 
