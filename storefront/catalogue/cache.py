@@ -7,7 +7,7 @@ request, and a page rendered in one language is never served in another.
 
 When the version moves: an ORM flush that adds, changes or deletes an instance of a class in
 :data:`WATCHED`, a bulk ``UPDATE``/``DELETE`` of one, or a change of stock that the pages show
-(:func:`stock_moved`: from 1,000 to 999 no page looks any different, and an order placed then
+(:func:`mark_changed`: from 1,000 to 999 no page looks any different, and an order placed then
 leaves every cached page in place) marks the session; as that session *commits*, the counter
 is bumped by the transaction's last statement, so the change and the new version are
 committed together: a reader that sees the new version sees the change. Bumped as the change
@@ -58,7 +58,7 @@ PLACEHOLDERS = {"cart": "\x00cart\x00", "flashes": "\x00flashes\x00"}
 WATCHED: list[type] = [Product, Category]
 
 _MARK = "catalogue_changed"
-STOCK_ONLY = "stock_only"  # an UPDATE of stock alone, whose caller calls stock_moved
+STOCK_ONLY = "stock_only"  # an UPDATE of stock alone, whose caller calls mark_changed
 _CREATE = "catalogue_version_missing"
 T = TypeVar("T")
 
@@ -174,19 +174,16 @@ def _on_execute(state) -> None:
     mapper = state.bind_mapper
     bulk = state.is_update or state.is_delete
     if state.execution_options.get(STOCK_ONLY):
-        return  # its caller tells, through stock_moved
+        return  # its caller tells, through mark_changed
     if bulk and mapper is not None and issubclass(mapper.class_, tuple(WATCHED)):
         state.session.info[_MARK] = True
 
 
-def stock_moved(before: int, after: int) -> None:
-    """A product's stock went from ``before`` to ``after`` in this session's transaction, by an
-    update run with ``execution_options(stock_only=True)``: the version moves with its commit
-    if the pages show the two differently (:func:`storefront.catalogue.stock.shown`)."""
-    from storefront.catalogue.stock import shown
-
-    if shown(before) != shown(after):
-        db.session.info[_MARK] = True
+def mark_changed() -> None:
+    """The version moves with this session's commit: for a change made by an update run with
+    ``execution_options(stock_only=True)``, which marks nothing by itself
+    (``storefront.catalogue.stock`` calls it when the pages show the new stock differently)."""
+    db.session.info[_MARK] = True
 
 
 @event.listens_for(Session, "before_commit")

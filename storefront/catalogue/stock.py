@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from storefront.cart.service import MAX_QUANTITY
-from storefront.catalogue.cache import STOCK_ONLY, stock_moved
+from storefront.catalogue.cache import STOCK_ONLY, mark_changed
 from storefront.catalogue.models import Product, StockMovement, StockReason
 from storefront.extensions import db
 
@@ -31,30 +31,28 @@ def shown(stock: int) -> int:
 
 def take(product_id: int, quantity: int) -> bool:
     """Take ``quantity`` of an active product's stock, if it has that many; not committed."""
-    after = db.session.execute(
-        update(Product)
-        .where(Product.id == product_id, Product.stock >= quantity, Product.active.is_(True))
-        .values(stock=Product.stock - quantity)
-        .returning(Product.stock)
-        .execution_options(synchronize_session=False, **{STOCK_ONLY: True})
-    ).scalar_one_or_none()
-    if after is None:
-        return False
-    stock_moved(after + quantity, after)
-    return True
+    return _change(product_id, -quantity, Product.active.is_(True)) is not None
 
 
 def give_back(product_id: int, quantity: int) -> None:
     """Put ``quantity`` back into a product's stock (an order that will not be paid)."""
+    _change(product_id, quantity)
+
+
+def _change(product_id: int, delta: int, *conditions) -> int | None:
+    """Add ``delta`` to the stock where it stays at zero or more and ``conditions`` hold; the
+    new stock, or None when nothing changed (no such product, too little stock). The version
+    moves with the commit when the pages show the new stock differently."""
     after = db.session.execute(
         update(Product)
-        .where(Product.id == product_id)
-        .values(stock=Product.stock + quantity)
+        .where(Product.id == product_id, Product.stock + delta >= 0, *conditions)
+        .values(stock=Product.stock + delta)
         .returning(Product.stock)
         .execution_options(synchronize_session=False, **{STOCK_ONLY: True})
     ).scalar_one_or_none()
-    if after is not None:  # None: the product was deleted meanwhile
-        stock_moved(after - quantity, after)
+    if after is not None and shown(after - delta) != shown(after):
+        mark_changed()
+    return after
 
 
 class StockRefused(ValueError):
@@ -105,18 +103,10 @@ def adjust(
     :raise StockRefused: the stock would go below zero (concurrent sales included: the check
         is in the UPDATE itself).
     """
-    after = db.session.execute(
-        update(Product)
-        .where(Product.id == product.id, Product.stock + delta >= 0)
-        .values(stock=Product.stock + delta)
-        .returning(Product.stock)
-        .execution_options(synchronize_session=False, **{STOCK_ONLY: True})
-    ).scalar_one_or_none()
-    if after is None:
+    if _change(product.id, delta) is None:
         raise StockRefused(
             f"Only {product.stock} in stock: taking away {-delta} would leave less than none."
         )
-    stock_moved(after - delta, after)
     db.session.refresh(product, ["stock"])
     movement = StockMovement(
         product_id=product.id,
