@@ -142,15 +142,20 @@ def _select_version(engine: Engine) -> int | None:
     return None  # not reached: the second try returns or raises
 
 
+# The version moved on by one; no row changed: the counter row is not there yet.
+_BUMP = (
+    update(CatalogueVersion)
+    .where(CatalogueVersion.id == 1)
+    .values(version=CatalogueVersion.version + 1)
+    .execution_options(synchronize_session=False)
+)
+
+
 def catalogue_changed() -> None:
     """Move the version on, in its own short transaction (call it after your commit)."""
     g.pop("catalogue_version", None)  # this request's own read is out of date now
     with db.engine.begin() as conn:
-        moved = conn.execute(
-            update(CatalogueVersion)
-            .where(CatalogueVersion.id == 1)
-            .values(version=CatalogueVersion.version + 1)
-        ).rowcount
+        moved = conn.execute(_BUMP).rowcount
     if not moved:
         try:
             with db.engine.begin() as conn:
@@ -191,12 +196,7 @@ def _on_commit(session) -> None:
     session.flush()  # what is still pending may be a change of the catalogue too
     if not session.info.pop(_MARK, False):
         return
-    moved = session.execute(
-        update(CatalogueVersion)
-        .where(CatalogueVersion.id == 1)
-        .values(version=CatalogueVersion.version + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    moved = session.execute(_BUMP).rowcount
     if not moved:  # no counter row yet: created once this transaction is in
         session.info[_CREATE] = True
     g.pop("catalogue_version", None)  # this request's own read is out of date now
